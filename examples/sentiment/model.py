@@ -1,0 +1,166 @@
+"""A small, real, trainable text classifier for Label Studio: naive Bayes over words.
+
+Label config (any Text + Choices pair works; the first Choices on a Text is used):
+
+    <View>
+      <Text name="text" value="$text"/>
+      <Choices name="sentiment" toName="text" choice="single">
+        <Choice value="positive"/>
+        <Choice value="negative"/>
+      </Choices>
+    </View>
+
+Before any training it leans on a tiny seed lexicon. Each annotation Label Studio reports
+(ANNOTATION_CREATED / UPDATED, or the legacy /train) becomes a training example; every `fit`
+refits the word counts and returns a new model version, so Label Studio re-predicts.
+
+Serve it:  relaxml serve examples/sentiment/model.py:NaiveBayesSentiment
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import xml.etree.ElementTree as ET
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from relaxml import Context, LabelStudioModel, Prediction, Task, TrainingEvent
+
+SEED = {
+    "positive": "good great love excellent happy nice wonderful best awesome like",
+    "negative": "bad awful hate terrible sad poor worst horrible boring dislike",
+}
+WORD = re.compile(r"[a-z']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens."""
+    return WORD.findall(text.lower())
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where predictions go: the Choices control, its Text object and the data key."""
+
+    from_name: str
+    to_name: str
+    data_key: str
+    labels: tuple[str, ...]
+
+
+@lru_cache(maxsize=32)
+def target_of(label_config: str) -> Target:
+    """The first Choices-on-Text pair of a label config."""
+    root = ET.fromstring(label_config)
+    texts = {
+        el.get("name"): (el.get("value") or "").lstrip("$")
+        for el in root.iter()
+        if el.tag in ("Text", "HyperText")
+    }
+    for el in root.iter("Choices"):
+        to_name = el.get("toName", "")
+        if to_name in texts:
+            labels = tuple(c.get("value", "") for c in el.iter("Choice"))
+            return Target(el.get("name", ""), to_name, texts[to_name], labels)
+    raise ValueError("the label config has no <Choices> on a <Text>")
+
+
+def chosen_labels(annotations: list[dict], from_name: str, task_id: object) -> list[str]:
+    """The choices made for `from_name` in the task's non-cancelled annotations."""
+    return [
+        choice
+        for annotation in annotations
+        if annotation.get("task") in (None, task_id) and not annotation.get("was_cancelled")
+        for item in annotation.get("result", [])
+        if item.get("from_name") == from_name
+        for choice in item.get("value", {}).get("choices", [])
+    ]
+
+
+@dataclass
+class Counts:
+    """Word counts per label: the whole state of a naive Bayes model."""
+
+    words: dict[str, Counter[str]] = field(default_factory=dict)
+    docs: Counter[str] = field(default_factory=Counter)
+
+    def add(self, label: str, tokens: list[str], weight: int = 1) -> None:
+        counter = self.words.setdefault(label, Counter())
+        counter.update({t: n * weight for t, n in Counter(tokens).items()})
+        self.docs[label] += weight
+
+
+class NaiveBayesSentiment(LabelStudioModel):
+    """Multinomial naive Bayes on the words of a Text, predicting a Choices label."""
+
+    model_version = "nb-0"
+
+    def __init__(self) -> None:
+        self.examples: dict[int, tuple[str, str]] = {}  # task id -> (text, label)
+        self.lock = threading.Lock()
+        self.counts = self.fit_counts({})
+
+    @staticmethod
+    def fit_counts(examples: dict[int, tuple[str, str]]) -> Counts:
+        counts = Counts()
+        for label, seed in SEED.items():
+            counts.add(label, seed.split())
+        for text, label in examples.values():
+            counts.add(label, words(text), weight=3)
+        return counts
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction | None]:
+        if not context.label_config:
+            return [None] * len(tasks)
+        target = target_of(context.label_config)
+        counts = self.counts  # one consistent snapshot, even while fit runs
+        return [self.classify(task, target, counts) for task in tasks]
+
+    def classify(self, task: Task, target: Target, counts: Counts) -> Prediction | None:
+        text = task.data.get(target.data_key)
+        if not isinstance(text, str) or not target.labels:
+            return None
+        tokens = words(text)
+        vocab = len({w for c in counts.words.values() for w in c}) or 1
+        total_docs = sum(counts.docs.values()) or 1
+        scores = {}
+        for label in target.labels:
+            c = counts.words.get(label, Counter())
+            size = sum(c.values())
+            prior = (counts.docs.get(label, 0) + 1) / (total_docs + len(target.labels))
+            scores[label] = math.log(prior) + sum(
+                math.log((c[t] + 1) / (size + vocab)) for t in tokens
+            )
+        best = max(scores, key=lambda k: scores[k])
+        top = max(scores.values())
+        norm = sum(math.exp(s - top) for s in scores.values())
+        confidence = 1.0 / norm
+        region = {
+            "from_name": target.from_name,
+            "to_name": target.to_name,
+            "type": "choices",
+            "value": {"choices": [best]},
+            "score": confidence,
+        }
+        return Prediction(result=[region], score=confidence)
+
+    def fit(self, event: TrainingEvent) -> str | None:
+        if not event.label_config:
+            return None
+        target = target_of(event.label_config)
+        with self.lock:
+            examples = dict(self.examples)
+            for task in event.tasks:
+                task_id, text = task.get("id"), task.get("data", {}).get(target.data_key)
+                annotations = [*event.annotations, *task.get("annotations", [])]
+                labels = chosen_labels(annotations, target.from_name, task_id)
+                if isinstance(task_id, int) and isinstance(text, str) and labels:
+                    examples[task_id] = (text, labels[-1])
+            if examples == self.examples:
+                return None
+            self.examples = examples
+            self.counts = self.fit_counts(examples)
+            return f"nb-{len(examples)}"

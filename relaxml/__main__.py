@@ -1,0 +1,5 @@
+"""`python -m relaxml` is the `relaxml` command."""
+
+from .cli import main
+
+main()

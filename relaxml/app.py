@@ -1,0 +1,146 @@
+"""`create_app`: a Starlette app that serves one `LabelStudioModel` to Label Studio.
+
+Wiring only: routes, middleware and the lifespan that constructs the model once per process.
+What each route does lives in `backend.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .auth import AUTHENTICATED, BasicAuthMiddleware
+from .backend import Backend
+from .bodies import read_json
+from .errors import HTTPError, describe, exception_handlers
+from .logs import AccessLogMiddleware
+from .model import LabelStudioModel
+from .settings import Settings
+
+logger = logging.getLogger("relaxml")
+
+ModelSource = type[LabelStudioModel] | LabelStudioModel
+
+
+def create_app(model: ModelSource, settings: Settings | None = None, **overrides: Any) -> Starlette:
+    """Build the app for a model class (constructed once, at startup) or a ready instance.
+
+    `settings` defaults to `Settings.from_env()`; keyword `overrides` change single options,
+    e.g. `create_app(Squirrel, basic_auth_user="ls", basic_auth_pass="secret")`.
+    """
+    _check_model_source(model)
+    settings = (settings or Settings.from_env()).with_overrides(**overrides)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        instance = await _construct(model)
+        async with anyio.create_task_group() as task_group:
+            app.state.backend = Backend(instance, settings, task_group)
+            logger.info(
+                "serving %s, model version %s", type(instance).__name__, instance.model_version
+            )
+            yield
+            task_group.cancel_scope.cancel()
+
+    middleware = [Middleware(AccessLogMiddleware)]
+    if settings.basic_auth is not None:
+        user, password = settings.basic_auth
+        middleware.append(Middleware(BasicAuthMiddleware, user=user, password=password))
+
+    limit = settings.max_body_size
+
+    def get(
+        action: Callable[[Backend], dict[str, Any]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return JSONResponse(action(request.app.state.backend))
+
+        return endpoint
+
+    def post(
+        action: Callable[[Backend, Any, Request], Awaitable[dict[str, Any]] | dict[str, Any]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            body = await read_json(request, limit)
+            try:
+                answer = action(request.app.state.backend, body, request)
+                if not isinstance(answer, dict):
+                    answer = await answer
+            except HTTPError:
+                raise
+            except Exception as exc:  # a relaxml bug: log it, answer JSON, keep serving
+                logger.error("error on %s", request.url.path, exc_info=exc)
+                raise HTTPError(500, "internal_error", describe(exc)) from None
+            return JSONResponse(answer)
+
+        return endpoint
+
+    routes = [
+        Route("/", get(Backend.health), methods=["GET"]),
+        Route("/health", get(Backend.health), methods=["GET"]),
+        Route("/versions", get(Backend.list_versions), methods=["GET"]),
+        Route("/setup", post(lambda b, body, r: b.setup(body)), methods=["POST"]),
+        Route("/predict", post(_predict), methods=["POST"]),
+        Route("/webhook", post(_webhook), methods=["POST"]),
+        Route("/train", post(lambda b, body, r: b.train(body)), methods=["POST"]),
+        Route("/job_status", post(lambda b, body, r: b.job_status(body)), methods=["POST"]),
+        Route("/validate", post(lambda b, body, r: b.validate(body)), methods=["POST"]),
+        Route("/delete", post(lambda b, body, r: b.delete(body)), methods=["POST"]),
+        Route(
+            "/duplicate_model",
+            post(lambda b, body, r: b.duplicate_model(body)),
+            methods=["POST"],
+        ),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
+
+
+async def _predict(backend: Backend, body: Any, request: Request) -> dict[str, Any]:
+    tasks = body.get("tasks") if isinstance(body, dict) else None
+    if isinstance(tasks, list):
+        request.scope["relaxml.note"] = f"{len(tasks)} tasks"
+    return await backend.predict(body)
+
+
+async def _webhook(backend: Backend, body: Any, request: Request) -> dict[str, Any]:
+    if isinstance(body, dict) and isinstance(body.get("action"), str):
+        request.scope["relaxml.note"] = body["action"][:40]
+    return await backend.webhook(body, authenticated=request.scope.get(AUTHENTICATED, True))
+
+
+def _check_model_source(model: object) -> None:
+    if isinstance(model, LabelStudioModel):
+        return
+    if isinstance(model, type) and issubclass(model, LabelStudioModel):
+        if getattr(model, "__abstractmethods__", None):
+            missing = ", ".join(sorted(model.__abstractmethods__))
+            raise TypeError(f"{model.__name__} cannot be served: it does not implement {missing}")
+        return
+    raise TypeError(f"create_app() needs a LabelStudioModel subclass or instance, got {model!r}")
+
+
+async def _construct(model: ModelSource) -> LabelStudioModel:
+    instance = (
+        model if isinstance(model, LabelStudioModel) else await anyio.to_thread.run_sync(model)
+    )
+    version = instance.model_version
+    if not isinstance(version, str) or not version:
+        raise TypeError(
+            f"{type(instance).__name__}.model_version must be a non-empty string, got {version!r}"
+        )
+    return instance

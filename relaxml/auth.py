@@ -1,0 +1,63 @@
+"""Basic Auth over every route, compared in constant time.
+
+Label Studio sends its Basic Auth credentials on `/health`, `/setup`, `/predict`, `/versions`
+and the `START_TRAINING` webhook, but *not* on event webhooks (annotation created, project
+updated, ...), which come from its separate webhook system. So `/webhook` without credentials
+is let through, marked unauthenticated, and `Backend.webhook` decides by action and by the
+`webhook_auth` setting (docs/auth.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .errors import HTTPError
+
+AUTHENTICATED = "relaxml.authenticated"
+"""The scope key that records whether the request carried valid credentials."""
+
+_OPEN_PATHS = frozenset({"/webhook"})
+
+
+class BasicAuthMiddleware:
+    """Refuse requests without the right Basic Auth credentials with a JSON 401."""
+
+    def __init__(self, app: ASGIApp, *, user: str, password: str) -> None:
+        self.app = app
+        self._expected = f"{user}:{password}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ok = self._check(scope)
+        scope[AUTHENTICATED] = ok
+        if ok or scope["path"] in _OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        error = HTTPError(
+            401,
+            "unauthorized",
+            "missing or wrong Basic Auth credentials",
+            headers={"WWW-Authenticate": 'Basic realm="relaxml"'},
+        )
+        await error.response()(scope, receive, send)
+
+    def _check(self, scope: Scope) -> bool:
+        header = b""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value
+                break
+        scheme, _, encoded = header.partition(b" ")
+        if scheme.lower() != b"basic":
+            return False
+        try:
+            supplied = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(supplied, self._expected)

@@ -1,0 +1,150 @@
+"""The `relaxml` command line: `relaxml serve module:Class`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import uvicorn
+
+from .__about__ import __version__
+from .app import create_app
+from .loader import LoadError, load_model_class
+from .logs import configure_logging
+from .settings import Settings
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="relaxml")
+def main() -> None:
+    """relaxml: put any model behind Label Studio."""
+
+
+@main.command()
+@click.argument("target")
+@click.option(
+    "--host",
+    default="0.0.0.0",
+    show_default=True,
+    envvar="RELAXML_HOST",
+    help="Address to listen on. Label Studio must be able to reach it.",
+)
+@click.option(
+    "--port",
+    default=9090,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="RELAXML_PORT",
+    help="Port to listen on.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="RELAXML_WORKERS",
+    help="Worker processes; each loads its own copy of the model.",
+)
+@click.option(
+    "--reload",
+    is_flag=True,
+    envvar="RELAXML_RELOAD",
+    help="Restart when the model's source changes (development only).",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS),
+    envvar="RELAXML_LOG_LEVEL",
+    help="Logging level.",
+)
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    envvar="RELAXML_APP_DIR",
+    type=click.Path(file_okay=False),
+    help="Directory to import the model module from.",
+)
+@click.option(
+    "--basic-auth-user",
+    envvar="RELAXML_BASIC_AUTH_USER",
+    metavar="USER",
+    help="Require Basic Auth with this user name (set the same in Label Studio).",
+)
+@click.option(
+    "--basic-auth-pass",
+    envvar="RELAXML_BASIC_AUTH_PASS",
+    metavar="PASSWORD",
+    help="The Basic Auth password. Prefer the environment variable to the command line.",
+)
+def serve(
+    target: str,
+    host: str,
+    port: int,
+    workers: int,
+    reload: bool,
+    log_level: str,
+    app_dir: str,
+    basic_auth_user: str | None,
+    basic_auth_pass: str | None,
+) -> None:
+    """Serve the model TARGET to Label Studio.
+
+    TARGET is "module:Class", "path/to/file.py:Class", or a module that defines exactly one
+    LabelStudioModel subclass. Every option can also be set by the environment variable shown
+    in brackets; the other RELAXML_* settings are listed in docs/settings.md.
+
+    \b
+    Examples:
+      relaxml serve mymodel:Squirrel
+      relaxml serve models/squirrel.py:Squirrel --port 9091
+      RELAXML_BASIC_AUTH_PASS=s3cret relaxml serve mymodel --basic-auth-user ls
+    """
+    if reload and workers > 1:
+        raise click.UsageError("--reload and --workers cannot be used together.")
+    try:
+        model_class = load_model_class(target, app_dir)
+        settings = Settings.from_env(
+            basic_auth_user=basic_auth_user, basic_auth_pass=basic_auth_pass
+        )
+    except (LoadError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    configure_logging(log_level)
+    options = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers == 1 and not reload:
+        uvicorn.run(create_app(model_class, settings), **options)  # type: ignore[arg-type]
+        return
+    # Worker processes rebuild the app from the environment (relaxml.factory).
+    os.environ.update(
+        RELAXML_TARGET=target,
+        RELAXML_APP_DIR=str(Path(app_dir).resolve()),
+        RELAXML_LOG_LEVEL=log_level,
+    )
+    for name, value in (
+        ("RELAXML_BASIC_AUTH_USER", basic_auth_user),
+        ("RELAXML_BASIC_AUTH_PASS", basic_auth_pass),
+    ):
+        if value:
+            os.environ[name] = value
+    module_part = target.rpartition(":")[0] if ":" in target else target
+    source = Path(module_part).resolve().parent if module_part.endswith(".py") else Path(app_dir)
+    uvicorn.run(
+        "relaxml.factory:app_from_env",
+        factory=True,
+        workers=workers,
+        reload=reload,
+        reload_dirs=[str(source.resolve())] if reload else None,
+        **options,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,120 @@
+"""Errors that become JSON answers, and the handlers that turn every failure into JSON.
+
+Every answer relaxml gives is JSON, errors included: `{"error": <code>, "detail": <message>}`,
+plus `"field"` when one field of the request is at fault. No traceback ever reaches the wire;
+unexpected exceptions are logged in full and answered with a short 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+logger = logging.getLogger("relaxml")
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    422: "invalid_field",
+    503: "overloaded",
+}
+
+
+class HTTPError(Exception):
+    """An error with an HTTP status, a machine-readable code and a human message."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.field = field
+        self.headers = dict(headers or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of this error."""
+        body: dict[str, Any] = {"error": self.code, "detail": self.detail}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+    def response(self) -> JSONResponse:
+        """This error as a JSON response."""
+        return JSONResponse(self.to_dict(), status_code=self.status_code, headers=self.headers)
+
+
+class BadRequest(HTTPError):
+    """A malformed request: invalid JSON (400), or a field missing or of a wrong type (422)."""
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        status = 400 if field is None else 422
+        super().__init__(status, _CODES[status], detail, field=field)
+
+
+class ModelError(HTTPError):
+    """The user's model raised. The message is short; the traceback goes to the log only."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(500, "model_error", detail)
+
+
+class ModelOutputError(HTTPError):
+    """The user's model returned something Label Studio cannot read."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(500, "model_output", detail)
+
+
+def describe(exc: BaseException, limit: int = 300) -> str:
+    """A one-line `Type: message` summary of an exception, cut to `limit` characters."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return exc.response()
+
+
+async def _on_starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 404:
+        detail = f"no route {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        detail = str(exc.detail)
+    return HTTPError(exc.status_code, code, detail, headers=exc.headers).response()
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return HTTPError(500, "internal_error", describe(exc)).response()
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """Starlette exception handlers that answer every failure with JSON."""
+    return {
+        HTTPError: _on_http_error,
+        StarletteHTTPException: _on_starlette_error,
+        Exception: _on_unexpected,
+    }

@@ -1,0 +1,116 @@
+"""`TrainingEvent`: every Label Studio webhook payload, and the legacy `/train` body, as one type.
+
+Label Studio sends `START_TRAINING` with only a project, annotation events with one annotation
+(or a list of them), deletions with a list of ids, and the legacy `/train` with annotated tasks.
+`fit` gets one shape for all of them and never meets a `KeyError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BadRequest
+from .protocol import project_id_of
+
+START_TRAINING = "START_TRAINING"
+
+ANNOTATION_ACTIONS = frozenset(
+    {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"}
+)
+"""The webhook actions that carry annotation changes."""
+
+DEFAULT_TRAIN_ON = frozenset({START_TRAINING} | ANNOTATION_ACTIONS)
+"""The actions that reach `fit` unless configured otherwise."""
+
+
+@dataclass(frozen=True)
+class TrainingEvent:
+    """One reason to train.
+
+    - `action`: Label Studio's action, e.g. `"START_TRAINING"` or `"ANNOTATION_CREATED"`.
+    - `project_id`, `label_config`, `project`: the project (the full payload in `project`).
+    - `annotations`, `tasks`: whatever the payload carried, always as lists (maybe empty).
+    - `raw`: the whole payload.
+    """
+
+    action: str
+    project_id: int | None
+    label_config: str | None = None
+    project: dict[str, Any] = field(default_factory=dict, repr=False)
+    annotations: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    tasks: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def project_key(self) -> str:
+        """A key that identifies the project among this process's training runs."""
+        return str(self.project_id) if self.project_id is not None else "unknown"
+
+
+def event_from_webhook(body: object) -> TrainingEvent:
+    """Read a `/webhook` payload, whatever its action."""
+    if not isinstance(body, dict):
+        raise BadRequest("the webhook body must be a JSON object with an 'action'")
+    action = body.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("missing field 'action': expected a string", field="action")
+    project = body.get("project")
+    project = project if isinstance(project, dict) else {}
+    project_id = project.get("id")
+    if not isinstance(project_id, int) or isinstance(project_id, bool):
+        project_id = None
+    label_config = project.get("label_config")
+    annotations = _listed(body.get("annotation")) + _listed(body.get("annotations"))
+    tasks = _listed(body.get("task")) + _listed(body.get("tasks"))
+    if project_id is None:
+        project_id = _first_int(annotations + tasks, "project")
+    return TrainingEvent(
+        action=action,
+        project_id=project_id,
+        label_config=label_config if isinstance(label_config, str) else None,
+        project=project,
+        annotations=annotations,
+        tasks=tasks,
+        raw=body,
+    )
+
+
+def event_from_legacy_train(body: object) -> TrainingEvent:
+    """Read the legacy `POST /train` body: annotated tasks under `annotations`."""
+    if not isinstance(body, dict):
+        raise BadRequest("the /train body must be a JSON object")
+    tasks = body.get("annotations", [])
+    if not isinstance(tasks, list):
+        raise BadRequest("'annotations' must be a list of tasks", field="annotations")
+    tasks = [task for task in tasks if isinstance(task, dict)]
+    uid = body.get("project")
+    project_id = project_id_of(str(uid)) if isinstance(uid, (str, int)) else None
+    if project_id is None:
+        project_id = _first_int(tasks, "project")
+    label_config = body.get("label_config")
+    annotations = [a for task in tasks for a in _listed(task.get("annotations"))]
+    return TrainingEvent(
+        action=START_TRAINING,
+        project_id=project_id,
+        label_config=label_config if isinstance(label_config, str) else None,
+        annotations=annotations,
+        tasks=tasks,
+        raw=body,
+    )
+
+
+def _listed(value: object) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, dict)]
+    return []
+
+
+def _first_int(items: list[dict[str, Any]], key: str) -> int | None:
+    for item in items:
+        value = item.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None

@@ -1,0 +1,77 @@
+"""`LabelStudioModel`: the class users subclass. It knows nothing about HTTP."""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .prediction import TaskOutput
+
+if TYPE_CHECKING:
+    from .context import Context
+    from .events import TrainingEvent
+    from .projects import Project
+    from .protocol import Task
+
+
+class LabelStudioModel(abc.ABC):
+    """The base class of every relaxml model.
+
+    Subclass it, load your weights in `__init__` (relaxml constructs the class once per
+    process, when the server starts), and implement `predict`. Implement `fit` to train.
+
+    Class attributes you may set:
+
+    - `model_version`: a non-empty string sent to Label Studio with `/setup` and with every
+      prediction. Defaults to the class name. Label Studio skips tasks that already have a
+      prediction of the current version, so change it when the model changes.
+    - `max_batch_size`: the most tasks one `predict` call receives; larger requests are split
+      into chunks. None (the default) passes every task of a request in one call.
+    """
+
+    model_version: str = ""
+    max_batch_size: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("model_version"):
+            inherited = getattr(cls, "model_version", "")
+            cls.model_version = inherited or cls.__name__
+
+    def setup(self, project: Project) -> None:  # noqa: B027 - an optional hook
+        """Called when a project is first seen or its settings change. Keep it cheap.
+
+        Label Studio calls `/setup` before every prediction batch with a 3 s timeout: never
+        load weights here. The default does nothing.
+        """
+
+    @abc.abstractmethod
+    def predict(
+        self, tasks: list[Task], context: Context
+    ) -> Sequence[TaskOutput] | Awaitable[Sequence[TaskOutput]]:
+        """Return one entry per task, in order.
+
+        An entry is a `relaxml.Prediction`, a dict with `result` (and optionally `score` and
+        `model_version`), a list of those for several predictions of one task, or None when
+        the model has nothing to say about the task. May be `async def`.
+        """
+
+    def fit(self, event: TrainingEvent) -> str | None:
+        """Train on a Label Studio event. Runs in the background, never in the request.
+
+        Return the new model version to make it current, or None to keep the current one.
+        The default is not to train: events are acknowledged and ignored.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def trains(cls) -> bool:
+        """True when the class overrides `fit`."""
+        return cls.fit is not LabelStudioModel.fit
+
+    @classmethod
+    def predicts_async(cls) -> bool:
+        """True when `predict` is a coroutine function."""
+        return inspect.iscoroutinefunction(cls.predict)

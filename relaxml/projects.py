@@ -1,0 +1,105 @@
+"""Per-project state that Label Studio hands over in `/setup`: config, host, token, extra params.
+
+Label Studio calls `/setup` before every batch of predictions, so the registry compares what
+it receives with what it knows and reports whether anything changed; the model's `setup` hook
+runs only then.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .protocol import PredictRequest, SetupRequest, project_id_of
+
+
+@dataclass(frozen=True)
+class Project:
+    """What relaxml knows about one Label Studio project.
+
+    `uid` is Label Studio's project string (`"<id>.<created_ts>"`), `id` its numeric id.
+    `access_token` is the project creator's token as Label Studio sent it; it never appears in
+    a repr or a log.
+    """
+
+    uid: str
+    id: int | None = None
+    label_config: str | None = None
+    hostname: str | None = None
+    access_token: str | None = field(default=None, repr=False)
+    extra_params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ProjectRegistry:
+    """The projects this process has seen, keyed by project uid. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._projects: dict[str, Project] = {}
+        self._lock = threading.Lock()
+
+    def get(self, uid: str) -> Project | None:
+        """The project with this uid, if known."""
+        return self._projects.get(uid)
+
+    def __len__(self) -> int:
+        return len(self._projects)
+
+    def update_from_setup(self, request: SetupRequest) -> tuple[Project, bool]:
+        """Record a `/setup` call; return the project and whether it is new or changed."""
+        fresh = Project(
+            uid=request.project,
+            id=project_id_of(request.project),
+            label_config=request.label_config,
+            hostname=request.hostname,
+            access_token=request.access_token,
+            extra_params=request.extra_params,
+        )
+        with self._lock:
+            known = self._projects.get(fresh.uid)
+            self._projects[fresh.uid] = fresh
+        return fresh, known != fresh
+
+    def for_predict(self, request: PredictRequest) -> Project:
+        """The project a `/predict` call belongs to.
+
+        Interactive and "Test" calls come without a `/setup` first, so a project first seen here
+        is built from the request; a newer label config in the request wins.
+        """
+        uid = request.project or _uid_from_tasks(request)
+        with self._lock:
+            known = self._projects.get(uid)
+            if known is None:
+                known = Project(uid=uid, id=project_id_of(uid), label_config=request.label_config)
+                self._projects[uid] = known
+            elif request.label_config and request.label_config != known.label_config:
+                known = replace(known, label_config=request.label_config)
+                self._projects[uid] = known
+        return known
+
+    def update_label_config(self, project_id: int, label_config: str) -> None:
+        """Take a new label config from a `PROJECT_UPDATED` webhook."""
+        with self._lock:
+            for uid, project in self._projects.items():
+                if project.id == project_id:
+                    self._projects[uid] = replace(project, label_config=label_config)
+
+    def forget(self, uid: str) -> bool:
+        """Drop a project (the `/delete` route); return whether it was known."""
+        with self._lock:
+            return self._projects.pop(uid, None) is not None
+
+    def copy(self, source: str, target: str) -> bool:
+        """Copy a project's state to another uid (the `/duplicate_model` route)."""
+        with self._lock:
+            known = self._projects.get(source)
+            if known is None:
+                return False
+            self._projects[target] = replace(known, uid=target, id=project_id_of(target))
+            return True
+
+
+def _uid_from_tasks(request: PredictRequest) -> str:
+    ids = {task.project_id for task in request.tasks if task.project_id is not None}
+    return str(ids.pop()) if len(ids) == 1 else "unknown"

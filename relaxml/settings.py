@@ -1,0 +1,124 @@
+"""Every option of a relaxml app, with its default, its environment variable and its meaning.
+
+`Settings()` holds the defaults; `Settings.from_env()` reads the `RELAXML_*` variables; the CLI
+and `create_app(..., **overrides)` override either. Server options that only the CLI knows
+(host, port, workers, reload, log level, app dir) are documented in `relaxml serve --help`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .events import DEFAULT_TRAIN_ON
+
+MiB = 1024 * 1024
+
+
+def _setting(default: Any, env: str, doc: str, *, secret: bool = False) -> Any:
+    meta = {"env": env, "doc": doc, "secret": secret}
+    if isinstance(default, (frozenset, list, dict)):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options of one relaxml app."""
+
+    basic_auth_user: str | None = _setting(
+        None,
+        "RELAXML_BASIC_AUTH_USER",
+        "Basic Auth user name. With a password, every route requires these credentials.",
+    )
+    basic_auth_pass: str | None = _setting(
+        None, "RELAXML_BASIC_AUTH_PASS", "Basic Auth password.", secret=True
+    )
+    webhook_auth: str = _setting(
+        "events-open",
+        "RELAXML_WEBHOOK_AUTH",
+        "With Basic Auth on: 'events-open' accepts Label Studio's event webhooks, which it "
+        "sends without credentials, while START_TRAINING still needs them; 'strict' refuses "
+        "every /webhook call without credentials.",
+    )
+    max_body_size: int = _setting(
+        512 * MiB,
+        "RELAXML_MAX_BODY_SIZE",
+        "Largest request body in bytes; larger ones get 413. A Retrieve Predictions of tens "
+        "of thousands of tasks arrives as one request.",
+    )
+    max_concurrency: int = _setting(
+        1,
+        "RELAXML_MAX_CONCURRENCY",
+        "How many predict calls may run at once in one process. 1 means the model need not "
+        "be thread-safe.",
+    )
+    max_queue: int = _setting(
+        256,
+        "RELAXML_MAX_QUEUE",
+        "How many prediction requests may wait for a slot; beyond that the answer is 503 "
+        "with Retry-After.",
+    )
+    train_on: frozenset[str] = _setting(
+        DEFAULT_TRAIN_ON,
+        "RELAXML_TRAIN_ON",
+        "Comma-separated webhook actions that run fit.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.webhook_auth not in ("events-open", "strict"):
+            raise ValueError("webhook_auth must be 'events-open' or 'strict'")
+        for name in ("max_body_size", "max_concurrency"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_queue < 0:
+            raise ValueError("max_queue must be 0 or more")
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
+            raise ValueError("Basic Auth needs both a user and a password")
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """The Basic Auth credentials, or None when auth is off."""
+        if self.basic_auth_user and self.basic_auth_pass:
+            return self.basic_auth_user, self.basic_auth_pass
+        return None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then `RELAXML_*` environment variables, then `overrides`."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw, f.default)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given options changed (None leaves an option as it is)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str, str]]:
+        """(name, env var, default, doc) for every option, for docs and `--help`."""
+        rows = []
+        for f in fields(cls):
+            default = f.default if not callable(f.default_factory) else f.default_factory()
+            if isinstance(default, frozenset):
+                default = ",".join(sorted(default))
+            rows.append((f.name, f.metadata["env"], repr(default), f.metadata["doc"]))
+        return rows
+
+
+def _convert(name: str, raw: str, default: Any) -> Any:
+    if name == "train_on":
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if name in ("max_body_size", "max_concurrency", "max_queue"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{name}: expected an integer, got {raw!r}") from None
+    return raw
