@@ -30,6 +30,7 @@ def main() -> None:
     default="0.0.0.0",
     show_default=True,
     envvar="RELAXML_HOST",
+    show_envvar=True,
     help="Address to listen on. Label Studio must be able to reach it.",
 )
 @click.option(
@@ -38,6 +39,7 @@ def main() -> None:
     show_default=True,
     type=click.IntRange(0, 65535),
     envvar="RELAXML_PORT",
+    show_envvar=True,
     help="Port to listen on.",
 )
 @click.option(
@@ -46,12 +48,14 @@ def main() -> None:
     show_default=True,
     type=click.IntRange(min=1),
     envvar="RELAXML_WORKERS",
+    show_envvar=True,
     help="Worker processes; each loads its own copy of the model.",
 )
 @click.option(
     "--reload",
     is_flag=True,
     envvar="RELAXML_RELOAD",
+    show_envvar=True,
     help="Restart when the model's source changes (development only).",
 )
 @click.option(
@@ -60,6 +64,7 @@ def main() -> None:
     show_default=True,
     type=click.Choice(LOG_LEVELS),
     envvar="RELAXML_LOG_LEVEL",
+    show_envvar=True,
     help="Logging level.",
 )
 @click.option(
@@ -67,18 +72,21 @@ def main() -> None:
     default=".",
     show_default=True,
     envvar="RELAXML_APP_DIR",
+    show_envvar=True,
     type=click.Path(file_okay=False),
     help="Directory to import the model module from.",
 )
 @click.option(
     "--basic-auth-user",
     envvar="RELAXML_BASIC_AUTH_USER",
+    show_envvar=True,
     metavar="USER",
     help="Require Basic Auth with this user name (set the same in Label Studio).",
 )
 @click.option(
     "--basic-auth-pass",
     envvar="RELAXML_BASIC_AUTH_PASS",
+    show_envvar=True,
     metavar="PASSWORD",
     help="The Basic Auth password. Prefer the environment variable to the command line.",
 )

@@ -37,6 +37,8 @@ def load_model_class(target: str, app_dir: str | None = ".") -> type[LabelStudio
 def _import(name: str, app_dir: str | None) -> ModuleType:
     if name.endswith(".py") or "/" in name or "\\" in name:
         return _import_file(Path(name))
+    if name.startswith("."):
+        raise LoadError(f'Could not import module "{name}": relative module names are not allowed.')
     if app_dir is not None:
         path = str(Path(app_dir).resolve())
         if path not in sys.path:

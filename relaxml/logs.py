@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import time
+from typing import TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,8 +22,8 @@ _KEYS = r"access_token|refresh_token|refresh|access|token|api_key|apikey|passwor
 _PATTERNS = [
     # "Authorization: Basic abc", 'authorization': 'Token abc'
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\n]+"),
-    # Token abc / Bearer abc / Basic abc
-    re.compile(r"(?i)(\b(?:token|bearer|basic)\s+)[A-Za-z0-9._~+/=-]{6,}"),
+    # Token 9f8e..., Bearer abc.def, Basic dXNlcjpwYXNz (a digit or +/= tells it from prose)
+    re.compile(r"(?i)(\b(?:token|bearer|basic)\s+)(?=[\w.~+/=-]*[0-9+/=])[\w.~+/=-]{8,}"),
     # "password": "x", access_token=x, 'token': 'x'
     re.compile(rf"(?i)(['\"]?\b(?:{_KEYS})\b['\"]?\s*[:=]\s*)('[^']*'|\"[^\"]*\"|[^\s,&}}]+)"),
     # bare JWTs
@@ -53,18 +54,26 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str | int = "INFO") -> None:
-    """Send relaxml's and uvicorn's logs to stderr, one line each, through the redactor."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -> None:
+    """Send every log record (relaxml's, uvicorn's, the model's) to one redacting handler.
+
+    One line per record on `stream` (stderr by default). uvicorn's own access log is off:
+    relaxml's `relaxml.access` logger writes one line per request instead.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
     handler.addFilter(RedactingFilter())
+    level = level.upper() if isinstance(level, str) else level
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
     for name in ("relaxml", "uvicorn", "uvicorn.error"):
         log = logging.getLogger(name)
-        log.handlers = [handler] if name in ("relaxml", "uvicorn") else []
-        log.setLevel(level.upper() if isinstance(level, str) else level)
-        log.propagate = name == "uvicorn.error"
+        log.handlers = []
+        log.setLevel(level)
+        log.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
 
 

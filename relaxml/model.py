@@ -26,7 +26,8 @@ class LabelStudioModel(abc.ABC):
 
     - `model_version`: a non-empty string sent to Label Studio with `/setup` and with every
       prediction. Defaults to the class name. Label Studio skips tasks that already have a
-      prediction of the current version, so change it when the model changes.
+      prediction of the current version, so change it when the model changes. A subclass
+      that sets none inherits an explicit version, or else gets its own class name.
     - `max_batch_size`: the most tasks one `predict` call receives; larger requests are split
       into chunks. None (the default) passes every task of a request in one call.
     """
@@ -34,11 +35,14 @@ class LabelStudioModel(abc.ABC):
     model_version: str = ""
     max_batch_size: ClassVar[int | None] = None
 
+    _derived_version: ClassVar[bool] = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("model_version"):
-            inherited = getattr(cls, "model_version", "")
-            cls.model_version = inherited or cls.__name__
+        if cls.__dict__.get("model_version"):
+            cls._derived_version = False
+        elif cls._derived_version:
+            cls.model_version = cls.__name__
 
     def setup(self, project: Project) -> None:  # noqa: B027 - an optional hook
         """Called when a project is first seen or its settings change. Keep it cheap.

@@ -93,7 +93,7 @@ class Settings:
         for f in fields(cls):
             raw = env.get(f.metadata["env"])
             if raw is not None and raw != "":
-                values[f.name] = _convert(f.name, raw, f.default)
+                values[f.name] = _convert(f.name, f.metadata["env"], raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -113,12 +113,12 @@ class Settings:
         return rows
 
 
-def _convert(name: str, raw: str, default: Any) -> Any:
+def _convert(name: str, env: str, raw: str) -> Any:
     if name == "train_on":
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
     if name in ("max_body_size", "max_concurrency", "max_queue"):
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"{name}: expected an integer, got {raw!r}") from None
+            raise ValueError(f"{env}: expected an integer, got {raw!r}") from None
     return raw

@@ -1,4 +1,4 @@
-"""Fixtures for end-to-end tests: a session-wide real Label Studio, free ports and backend processes.
+"""Fixtures for end-to-end tests: a session-wide Label Studio, free ports, backend processes.
 
 `RELAXML_E2E` controls what happens when Label Studio is unavailable: unset (or `auto`) skips the
 tests that need it, `require` fails them, `skip` skips them without trying to install or start it.
@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -20,11 +19,6 @@ from .processes import BackendFactory, BackendProcess, run_backend
 
 E2E_DIR = Path(__file__).resolve().parent
 E2E_MODES = ("auto", "skip", "require")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the `e2e` marker."""
-    config.addinivalue_line("markers", "e2e: end-to-end test against a real Label Studio or real processes")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -43,11 +37,11 @@ def e2e_mode() -> str:
     return mode
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Fail when `RELAXML_E2E=require`, otherwise skip, with `reason`."""
+def unavailable(reason: str) -> BaseException:
+    """Return what to raise when Label Studio is unavailable: a failure or a skip."""
     if e2e_mode() == "require":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+        return pytest.fail.Exception(reason, pytrace=False)
+    return pytest.skip.Exception(reason)
 
 
 def announce(config: pytest.Config, message: str) -> None:
@@ -62,17 +56,23 @@ def announce(config: pytest.Config, message: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def label_studio(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudio]:
-    """One real Label Studio for the whole session, on a free loopback port with a fresh data dir."""
+def label_studio(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabelStudio]:
+    """One real Label Studio for the session, on a free loopback port with a fresh data dir."""
     if e2e_mode() == "skip":
         pytest.skip("RELAXML_E2E=skip")
     config = request.config
     try:
-        executable = find_or_install_label_studio(progress=lambda message: announce(config, message))
-        server = LabelStudio(executable, tmp_path_factory.mktemp("label-studio"), processes.free_port())
+        executable = find_or_install_label_studio(
+            progress=lambda message: announce(config, message)
+        )
+        server = LabelStudio(
+            executable, tmp_path_factory.mktemp("label-studio"), processes.free_port()
+        )
         server.start()
     except (LabelStudioError, OSError) as error:
-        unavailable(f"Label Studio is not available: {error}")
+        raise unavailable(f"Label Studio is not available: {error}") from None
     try:
         yield server
     finally:
@@ -96,7 +96,9 @@ def backend_factory(tmp_path: Path) -> Iterator[BackendFactory]:
         port: int,
         log_path: Path | None = None,
     ) -> BackendProcess:
-        backend = run_backend(argv, env, port, log_path or tmp_path / f"backend-{len(started) + 1}.log")
+        backend = run_backend(
+            argv, env, port, log_path or tmp_path / f"backend-{len(started) + 1}.log"
+        )
         started.append(backend)
         return backend
 

@@ -1,7 +1,7 @@
 """Install, run and drive a real Label Studio 1.23.2 for end-to-end tests.
 
 Label Studio runs as a subprocess on 127.0.0.1 with a SQLite database in its own data directory,
-configured as in `/work/shared/label-studio/CONTRACT.md` section 10: loopback ML backends
+configured as in section 10 of the Label Studio wire contract: loopback ML backends
 allowed, legacy user tokens enabled, Local Files serving on, no outbound traffic.
 """
 
@@ -42,7 +42,9 @@ class ApiError(LabelStudioError):
     def __init__(self, response: requests.Response) -> None:
         self.response = response
         request = response.request
-        super().__init__(f"{request.method} {request.url} -> {response.status_code}: {response.text[:2000]}")
+        super().__init__(
+            f"{request.method} {request.url} -> {response.status_code}: {response.text[:2000]}"
+        )
 
 
 def default_venv() -> Path:
@@ -55,7 +57,7 @@ def default_venv() -> Path:
 
 
 def find_or_install_label_studio(progress: Callable[[str], None] = logger.info) -> Path:
-    """Return the `label-studio` executable, installing Label Studio into `default_venv()` if needed.
+    """Return the `label-studio` executable, installing it into `default_venv()` if needed.
 
     Installing takes about 3 minutes; `progress` receives a line before each step. Concurrent test
     sessions serialise on a lock file next to the venv. Raises `LabelStudioError` on failure.
@@ -98,20 +100,26 @@ def _install(venv: Path, progress: Callable[[str], None]) -> None:
             f"label-studio=={LABEL_STUDIO_VERSION}",
         ],
     ]
-    progress(f"Installing label-studio=={LABEL_STUDIO_VERSION} into {venv} (about 3 minutes, log: {log_path})")
+    progress(
+        f"Installing label-studio=={LABEL_STUDIO_VERSION} into {venv} "
+        f"(about 3 minutes, log: {log_path})"
+    )
     with log_path.open("w", encoding="utf-8") as log_file:
         for argv in steps:
             progress("Running: " + " ".join(argv))
             log_file.write("$ " + " ".join(argv) + "\n")
             log_file.flush()
             try:
-                result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+                result = subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+                )
             except OSError as error:
                 raise LabelStudioError(f"cannot run {argv[0]}: {error}") from error
             if result.returncode != 0:
                 log_file.flush()
                 raise LabelStudioError(
-                    f"installing Label Studio failed: {' '.join(argv)} exited with {result.returncode}; "
+                    f"installing Label Studio failed: {' '.join(argv)} "
+                    f"exited with {result.returncode}; "
                     f"last lines of {log_path}:\n{tail(log_path)}"
                 )
     progress("Label Studio installed")
@@ -135,7 +143,10 @@ class LabelStudio:
         token: str | None = None,
         env: Mapping[str, str | None] | None = None,
     ) -> None:
-        """Describe a server; `token` is the legacy user token (random by default), `env` extra variables."""
+        """Describe a server; `token` is the legacy user token (random by default).
+
+        `env` is applied on top of the Label Studio environment; None removes a variable.
+        """
         self.executable = executable
         self.data_dir = data_dir
         self.port = port
@@ -200,7 +211,9 @@ class LabelStudio:
         if self.running:
             raise LabelStudioError(f"Label Studio is already running on {self.url}")
         if port_is_listening(self.port):
-            raise LabelStudioError(f"port {self.port} is busy; Label Studio would silently move to another port")
+            raise LabelStudioError(
+                f"port {self.port} is busy; Label Studio would silently move to another port"
+            )
         self.local_files_root.mkdir(parents=True, exist_ok=True)
         argv = [
             str(self.executable),
@@ -228,7 +241,7 @@ class LabelStudio:
             raise
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM to its process group, SIGKILL after 10 s). Does nothing if stopped."""
+        """Stop the server: SIGTERM to its process group, SIGKILL after 10 s. Idempotent."""
         if self._session is not None:
             self._session.close()
             self._session = None
@@ -245,7 +258,9 @@ class LabelStudio:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise LabelStudioError(f"Label Studio exited during startup; last lines of its log:\n{self.log_tail()}")
+                raise LabelStudioError(
+                    f"Label Studio exited during startup; last lines of its log:\n{self.log_tail()}"
+                )
             if self._is_healthy():
                 self._check_identity()
                 return
@@ -270,13 +285,17 @@ class LabelStudio:
         if email != self.username:
             raise LabelStudioError(
                 f"the server on {self.url} is not the Label Studio we started "
-                f"(whoami -> {response.status_code}: {response.text[:500]}); last lines of its log:\n{self.log_tail()}"
+                f"(whoami -> {response.status_code}: {response.text[:500]}); "
+                f"last lines of its log:\n{self.log_tail()}"
             )
 
-    def api(self, method: str, path: str, *, check: bool = True, **kwargs: Any) -> requests.Response:
-        """Call the Label Studio API with the legacy token; raise `ApiError` on non-2xx unless `check=False`.
+    def api(
+        self, method: str, path: str, *, check: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        """Call the Label Studio API with the legacy token; raise `ApiError` on non-2xx.
 
-        `path` starts with `/`; `kwargs` go to `requests.Session.request` (default timeout 120 s).
+        `check=False` returns any response. `path` starts with `/`; `kwargs` go to
+        `requests.Session.request` (default timeout 120 s).
         """
         if self._session is None:
             raise LabelStudioError("Label Studio is not running")
@@ -293,11 +312,18 @@ class LabelStudio:
         return project
 
     def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
-        """Import `tasks` (each `{"data": {...}}`, optionally with `predictions`) and return their ids in order."""
-        response = self.api("POST", f"/api/projects/{project_id}/import", params={"return_task_ids": "true"}, json=tasks)
+        """Import `tasks` (`{"data": ...}`, maybe with `predictions`); return their ids in order."""
+        response = self.api(
+            "POST",
+            f"/api/projects/{project_id}/import",
+            params={"return_task_ids": "true"},
+            json=tasks,
+        )
         task_ids: list[int] = response.json().get("task_ids", [])
         if len(task_ids) != len(tasks):
-            raise LabelStudioError(f"imported {len(tasks)} tasks but got ids {task_ids}: {response.text[:500]}")
+            raise LabelStudioError(
+                f"imported {len(tasks)} tasks but got ids {task_ids}: {response.text[:500]}"
+            )
         return task_ids
 
     def register_ml_backend(
@@ -309,8 +335,13 @@ class LabelStudio:
         is_interactive: bool = True,
         **fields: Any,
     ) -> dict[str, Any]:
-        """Connect an ML backend to a project (`POST /api/ml`); Label Studio calls `/health` and `/setup` first."""
-        body: dict[str, Any] = {"project": project_id, "url": url, "title": title, "is_interactive": is_interactive}
+        """Connect an ML backend to a project; Label Studio calls `/health` and `/setup` first."""
+        body: dict[str, Any] = {
+            "project": project_id,
+            "url": url,
+            "title": title,
+            "is_interactive": is_interactive,
+        }
         if basic_auth is not None:
             user, password = basic_auth
             body.update(auth_method="BASIC_AUTH", basic_auth_user=user, basic_auth_pass=password)
@@ -320,18 +351,24 @@ class LabelStudio:
 
     def patch_ml_backend(self, ml_id: int, url: str, **fields: Any) -> dict[str, Any]:
         """Update an ML backend; Label Studio 1.23.2 answers 500 unless `url` is repeated."""
-        backend: dict[str, Any] = self.api("PATCH", f"/api/ml/{ml_id}", json={"url": url, **fields}).json()
+        backend: dict[str, Any] = self.api(
+            "PATCH", f"/api/ml/{ml_id}", json={"url": url, **fields}
+        ).json()
         return backend
 
     def get_ml_backend(self, ml_id: int) -> dict[str, Any]:
-        """Return an ML backend; Label Studio refreshes its `state` (via `/health` and `/setup`) first."""
+        """Return an ML backend; Label Studio first refreshes `state` via `/health`, `/setup`."""
         backend: dict[str, Any] = self.api("GET", f"/api/ml/{ml_id}").json()
         return backend
 
-    def retrieve_predictions(self, project_id: int, task_ids: list[int] | None = None) -> dict[str, Any]:
-        """Run the Data Manager action "Retrieve Predictions" on all tasks, or on `task_ids` only."""
+    def retrieve_predictions(
+        self, project_id: int, task_ids: list[int] | None = None
+    ) -> dict[str, Any]:
+        """Run the Data Manager action "Retrieve Predictions" on all tasks, or on `task_ids`."""
         selected: dict[str, Any] = (
-            {"all": True, "excluded": []} if task_ids is None else {"all": False, "included": task_ids}
+            {"all": True, "excluded": []}
+            if task_ids is None
+            else {"all": False, "included": task_ids}
         )
         response = self.api(
             "POST",
@@ -343,24 +380,36 @@ class LabelStudio:
         return answer
 
     def get_task(self, task_id: int) -> dict[str, Any]:
-        """Return a task with its predictions and annotations; a task without predictions triggers `/predict`."""
+        """Return a task with predictions and annotations; if it has none, `/predict` is called."""
         task: dict[str, Any] = self.api("GET", f"/api/tasks/{task_id}/").json()
         return task
 
-    def list_predictions(self, project_id: int | None = None, task_id: int | None = None) -> list[dict[str, Any]]:
+    def list_predictions(
+        self, project_id: int | None = None, task_id: int | None = None
+    ) -> list[dict[str, Any]]:
         """Return the stored predictions, optionally only those of a project or of a task."""
-        params = {name: value for name, value in (("project", project_id), ("task", task_id)) if value is not None}
-        predictions: list[dict[str, Any]] = self.api("GET", "/api/predictions/", params=params).json()
+        params = {
+            name: value
+            for name, value in (("project", project_id), ("task", task_id))
+            if value is not None
+        }
+        predictions: list[dict[str, Any]] = self.api(
+            "GET", "/api/predictions/", params=params
+        ).json()
         return predictions
 
     def train(self, ml_id: int, *, check: bool = True) -> requests.Response:
         """Press "Start Training" for an ML backend (`POST /api/ml/{id}/train`)."""
         return self.api("POST", f"/api/ml/{ml_id}/train", json={}, check=check)
 
-    def create_annotation(self, task_id: int, result: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    def create_annotation(
+        self, task_id: int, result: list[dict[str, Any]], **fields: Any
+    ) -> dict[str, Any]:
         """Create an annotation on a task as our user and return it."""
         body = {"result": result, **fields}
-        annotation: dict[str, Any] = self.api("POST", f"/api/tasks/{task_id}/annotations/", json=body).json()
+        annotation: dict[str, Any] = self.api(
+            "POST", f"/api/tasks/{task_id}/annotations/", json=body
+        ).json()
         return annotation
 
     def personal_access_token(self, renew: bool = False) -> str:
@@ -385,9 +434,11 @@ class LabelStudio:
         return token
 
     def access_token(self, personal_access_token: str | None = None) -> str:
-        """Exchange a PAT (ours by default) at `/api/token/refresh/` for a 5-minute Bearer access token."""
+        """Exchange a PAT (ours by default) at `/api/token/refresh/` for a 5-minute Bearer token."""
         refresh = personal_access_token or self.personal_access_token()
-        response = requests.post(f"{self.url}/api/token/refresh/", json={"refresh": refresh}, timeout=API_TIMEOUT)
+        response = requests.post(
+            f"{self.url}/api/token/refresh/", json={"refresh": refresh}, timeout=API_TIMEOUT
+        )
         if not response.ok:
             raise ApiError(response)
         access: str = response.json()["access"]

@@ -7,6 +7,7 @@ been reused by a process this module did not start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,7 +52,9 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: Sequence[str], env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `argv` in a new session with stdout and stderr appended to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log_file:
@@ -70,14 +73,12 @@ def signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> No
     """Send `signum` to the process group led by `process`, unless the leader was already reaped."""
     if process.poll() is not None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def terminate(process: subprocess.Popen[bytes], grace_period: float = STOP_GRACE_PERIOD) -> int:
-    """SIGTERM the group of `process`, SIGKILL it after `grace_period` seconds; return the exit code."""
+    """SIGTERM the group of `process`, SIGKILL it after `grace_period` s; return the exit code."""
     signal_group(process, signal.SIGTERM)
     try:
         return process.wait(grace_period)
@@ -87,7 +88,7 @@ def terminate(process: subprocess.Popen[bytes], grace_period: float = STOP_GRACE
 
 
 def merged_environment(overrides: Mapping[str, str | None]) -> dict[str, str]:
-    """Return a copy of `os.environ` updated with `overrides`; a value of None removes the variable."""
+    """Return a copy of `os.environ` updated with `overrides`; None removes a variable."""
     env = dict(os.environ)
     for name, value in overrides.items():
         if value is None:
@@ -121,7 +122,7 @@ class BackendProcess:
         return tail(self.log_path, lines)
 
     def stop(self, grace_period: float = STOP_GRACE_PERIOD) -> int:
-        """Stop the backend with SIGTERM, then SIGKILL after `grace_period` seconds; return its exit code."""
+        """SIGTERM the backend, SIGKILL it after `grace_period` s; return its exit code."""
         return terminate(self.process, grace_period)
 
     def kill(self) -> int:

@@ -58,7 +58,12 @@ class StubBackendHandler(BaseHTTPRequestHandler):
     @staticmethod
     def predict(task: dict[str, Any]) -> dict[str, Any]:
         """Return one choices prediction for `task`."""
-        choice = {"from_name": "sentiment", "to_name": "text", "type": "choices", "value": {"choices": ["Positive"]}}
+        choice = {
+            "from_name": "sentiment",
+            "to_name": "text",
+            "type": "choices",
+            "value": {"choices": ["Positive"]},
+        }
         return {"result": [choice], "score": 0.5, "model_version": MODEL_VERSION}
 
     def reply(self, payload: object, status: int = 200) -> None:
@@ -99,9 +104,13 @@ def stub_backend() -> Iterator[StubBackend]:
         server.server_close()
 
 
-def test_predictions_flow_from_a_stub_backend(label_studio: LabelStudio, stub_backend: StubBackend) -> None:
+def test_predictions_flow_from_a_stub_backend(
+    label_studio: LabelStudio, stub_backend: StubBackend
+) -> None:
     project = label_studio.create_project("Harness smoke test", LABEL_CONFIG)
-    task_ids = label_studio.import_tasks(project["id"], [{"data": {"text": f"text {n}"}} for n in range(3)])
+    task_ids = label_studio.import_tasks(
+        project["id"], [{"data": {"text": f"text {n}"}} for n in range(3)]
+    )
     assert len(set(task_ids)) == 3
 
     ml_backend = label_studio.register_ml_backend(project["id"], stub_backend.url, title="stub")
@@ -111,7 +120,9 @@ def test_predictions_flow_from_a_stub_backend(label_studio: LabelStudio, stub_ba
     predictions = label_studio.list_predictions(project_id=project["id"])
     assert sorted(prediction["task"] for prediction in predictions) == sorted(task_ids)
     assert {prediction["model_version"] for prediction in predictions} == {MODEL_VERSION}
-    assert label_studio.get_task(task_ids[0])["predictions"][0]["result"][0]["value"] == {"choices": ["Positive"]}
+    assert label_studio.get_task(task_ids[0])["predictions"][0]["result"][0]["value"] == {
+        "choices": ["Positive"]
+    }
     assert stub_backend.paths.count("/predict") == 1
 
 
@@ -143,7 +154,10 @@ def test_restart_keeps_data_port_and_tokens(label_studio: LabelStudio) -> None:
     label_studio.start()
 
     assert label_studio.pid != pid
-    assert label_studio.api("GET", f"/api/projects/{project['id']}/").json()["title"] == "Survives a restart"
+    assert (
+        label_studio.api("GET", f"/api/projects/{project['id']}/").json()["title"]
+        == "Survives a restart"
+    )
     assert label_studio.access_token(pat)
 
 
@@ -151,7 +165,16 @@ def test_backend_factory_starts_and_stops_processes(
     backend_factory: BackendFactory, free_port: int, tmp_path: Path
 ) -> None:
     (tmp_path / "health").write_text("UP")
-    argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(tmp_path), str(free_port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "http.server",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(tmp_path),
+        str(free_port),
+    ]
     backend = backend_factory(argv, {}, free_port)
     assert requests.get(f"{backend.url}/health", timeout=5).text == "UP"
     backend.stop()

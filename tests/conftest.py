@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from relaxml import LabelStudioModel, Settings, create_app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def captured() -> list[dict[str, Any]]:
+    """Every request a real Label Studio 1.23.2 sent to a backend, in order."""
+    data = json.loads((FIXTURES / "label-studio-1.23.2-requests.json").read_text())
+    return list(data["requests"])
+
+
+def first(captured: list[dict[str, Any]], path: str, **match: Any) -> dict[str, Any]:
+    """The body of the first captured request to `path` whose body matches `match`."""
+    for request in captured:
+        body = request["body"]
+        if request["path"] == path and all(
+            isinstance(body, dict) and body.get(k) == v for k, v in match.items()
+        ):
+            return dict(body) if isinstance(body, dict) else body
+    raise LookupError(f"no captured {path} request matching {match}")
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """Start apps under TestClient (lifespan included); stop them all at the end."""
+    clients: list[TestClient] = []
+
+    def start(model: type[LabelStudioModel] | LabelStudioModel, **settings: Any) -> TestClient:
+        app = create_app(model, Settings(**settings))
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def backend_of(client: TestClient) -> Any:
+    """The `Backend` behind a started test client."""
+    return client.app.state.backend  # type: ignore[attr-defined]

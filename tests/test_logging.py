@@ -1,0 +1,135 @@
+"""INFO by default, one line per request, and no secret in any log at any level."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from relaxml import Context, LabelStudioModel, Task
+from relaxml.logs import configure_logging, redact
+
+from .conftest import first
+from .models import Trainable
+
+LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2lnbmF0dXJlLXZhbHVlLTEyMw"
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Route logging through `configure_logging` into a buffer; restore everything after."""
+    saved = [
+        (lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled)
+        for lg in map(logging.getLogger, LOGGERS)
+    ]
+    buffer = io.StringIO()
+    configure_logging("DEBUG", stream=buffer)
+    yield buffer
+    for lg, handlers, level, propagate, disabled in saved:
+        lg.handlers, lg.level, lg.propagate, lg.disabled = handlers, level, propagate, disabled
+
+
+class Leaky(LabelStudioModel):
+    """A careless model that logs and raises with credentials in the text."""
+
+    def predict(self, tasks: list[Task], context: Context) -> Any:
+        log = logging.getLogger("user.model")
+        log.info("fetching with headers {'Authorization': 'Token 0123456789abcdef0123'}")
+        log.debug("refreshed: %s", JWT)
+        raise RuntimeError(f"GET /data?token=abc123secret failed; password=hunter22secret {JWT}")
+
+
+def test_secrets_never_reach_the_log(serve, captured, log_output):
+    setup = first(captured, "/setup")
+    predict = first(captured, "/predict")
+    predict["params"] = {"login": "alice", "password": "hunter22secret", "context": None}
+    hook = first(captured, "/webhook", action="ANNOTATION_CREATED")
+    secrets = [
+        setup["access_token"],
+        hook["project"]["token"],
+        "hunter22secret",
+        "abc123secret",
+        "0123456789abcdef0123",
+        JWT,
+        "mlpass",
+        base64.b64encode(b"mluser:mlpass").decode(),
+    ]
+    auth = {"Authorization": "Basic " + base64.b64encode(b"mluser:mlpass").decode()}
+
+    client = serve(Trainable, basic_auth_user="mluser", basic_auth_pass="mlpass")
+    client.post("/setup", json=setup, headers=auth)
+    client.post("/predict", json=predict, headers=auth)
+    client.post("/webhook", json=hook)
+    client.post("/predict", json=predict, headers={"Authorization": "Basic bWx1c2VyOndyb25n"})
+    leaky = serve(Leaky)
+    assert leaky.post("/predict", json=predict).status_code == 500
+
+    text = log_output.getvalue()
+    assert "Traceback" in text  # the full traceback is logged...
+    assert "RuntimeError" in text
+    for secret in secrets:  # ...but no credential is
+        assert secret not in text, secret
+
+
+def test_one_concise_line_per_request(serve, log_output):
+    client = serve(Trainable)
+    client.get("/health")
+    client.post("/predict", json={"tasks": [{"id": 1, "data": {}}, {"id": 2, "data": {}}]})
+    client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 1}})
+    lines = [line for line in log_output.getvalue().splitlines() if "relaxml.access" in line]
+    assert len(lines) == 3
+    assert lines[0].endswith("GET /health 200 " + lines[0].rsplit(" 200 ", 1)[1])
+    assert " POST /predict 200 " in lines[1]
+    assert lines[1].endswith("ms (2 tasks)")
+    assert lines[2].endswith("(ANNOTATION_CREATED)")
+
+
+def test_info_is_the_default_level():
+    saved = [(lg, lg.handlers[:], lg.level) for lg in map(logging.getLogger, LOGGERS)]
+    try:
+        configure_logging(stream=io.StringIO())
+        assert logging.getLogger().level == logging.INFO
+        assert logging.getLogger("relaxml").getEffectiveLevel() == logging.INFO
+    finally:
+        for lg, handlers, level in saved:
+            lg.handlers, lg.level = handlers, level
+        for name in ("relaxml", "uvicorn", "uvicorn.error"):
+            logging.getLogger(name).propagate = True
+        logging.getLogger("uvicorn.access").disabled = False
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("Authorization: Token 0123456789abcdef", "0123456789abcdef"),
+        ("{'authorization': 'Basic bWx1c2VyOm1scGFzcw=='}", "bWx1c2VyOm1scGFzcw"),
+        ('{"access_token": "a1b2c3d4e5", "x": 1}', "a1b2c3d4e5"),
+        ("password=hunter2&user=bob", "hunter2"),
+        ("refresh: " + JWT, JWT),
+        ("Bearer " + JWT, JWT),
+        ("url?token=abc123", "abc123"),
+        ("login ok, passwd: 'pa ss'", "pa ss"),
+    ],
+)
+def test_redact(text, secret):
+    clean = redact(text)
+    assert secret not in clean
+    assert "[redacted]" in clean
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "POST /predict 200 3.1 ms (12 tasks)",
+        "missing or wrong Basic Auth credentials",
+        "token refresh scheduled",
+        "training run 3 succeeded in 1.2 s, version nb-4",
+    ],
+)
+def test_redact_leaves_ordinary_text_alone(text):
+    assert redact(text) == text
