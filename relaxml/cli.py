@@ -73,7 +73,7 @@ def main() -> None:
     show_default=True,
     envvar="RELAXML_APP_DIR",
     show_envvar=True,
-    type=click.Path(file_okay=False),
+    type=click.Path(exists=True, file_okay=False),
     help="Directory to import the model module from.",
 )
 @click.option(

@@ -23,7 +23,9 @@ class LoadError(Exception):
 
 def load_model_class(target: str, app_dir: str | None = ".") -> type[LabelStudioModel]:
     """Import and return the `LabelStudioModel` subclass that `target` names."""
-    module_part, sep, attr = target.rpartition(":") if ":" in target else (target, "", "")
+    module_part, sep, attr = target.rpartition(":")
+    if not sep or "/" in attr or "\\" in attr or attr.endswith(".py"):
+        module_part, sep, attr = target, "", ""  # no ":Class" (maybe a Windows drive colon)
     if not module_part or (sep and not attr):
         raise LoadError(
             f'Target "{target}" must be "module:Class", "path/file.py:Class" or a module name.'
@@ -62,6 +64,9 @@ def _import_file(path: Path) -> ModuleType:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     name = path.stem
+    known = sys.modules.get(name)
+    if known is not None and getattr(known, "__file__", None) != str(path):
+        name = f"relaxml_target_{name}"  # never shadow a module already imported (json, ...)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise LoadError(f'Could not load "{path}" as a Python module.')
@@ -95,16 +100,21 @@ def _named_class(module: ModuleType, attr: str, target: str) -> type[LabelStudio
 
 
 def _only_class(module: ModuleType, name: str) -> type[LabelStudioModel]:
-    found = [
+    models = [
         obj
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, LabelStudioModel)
         and obj.__module__ == module.__name__
-        and not inspect.isabstract(obj)
     ]
+    found = [cls for cls in models if not inspect.isabstract(cls)]
     if len(found) == 1:
         return found[0]
+    if not found and models:
+        abstract = ", ".join(sorted(cls.__name__ for cls in models))
+        raise LoadError(
+            f'Module "{name}" defines only abstract models ({abstract}): implement predict.'
+        )
     if not found:
         raise LoadError(f'Module "{name}" defines no relaxml.LabelStudioModel subclass.')
     names = ", ".join(sorted(cls.__name__ for cls in found))
@@ -119,4 +129,6 @@ def _describe(obj: object) -> str:
         return f"the class {obj.__name__}"
     if inspect.isfunction(obj):
         return f"the function {obj.__name__}"
-    return f"a {type(obj).__name__}"
+    if inspect.ismodule(obj):
+        return f"the module {obj.__name__}"
+    return f"an instance of {type(obj).__name__}"

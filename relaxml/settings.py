@@ -76,7 +76,10 @@ class Settings:
         if self.max_queue < 0:
             raise ValueError("max_queue must be 0 or more")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
-            raise ValueError("Basic Auth needs both a user and a password")
+            raise ValueError(
+                "Basic Auth needs both a user (--basic-auth-user or RELAXML_BASIC_AUTH_USER) "
+                "and a password (--basic-auth-pass or RELAXML_BASIC_AUTH_PASS)"
+            )
 
     @property
     def basic_auth(self) -> tuple[str, str] | None:

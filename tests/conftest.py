@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,25 @@ def serve() -> Iterator[Any]:
 def backend_of(client: TestClient) -> Any:
     """The `Backend` behind a started test client."""
     return client.app.state.backend  # type: ignore[attr-defined]
+
+
+_skipped_e2e: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Remember end-to-end tests that were skipped."""
+    if report.skipped and "e2e" in report.keywords:
+        _skipped_e2e.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With RELAXML_E2E=require (as in CI), a skipped end-to-end test fails the run."""
+    if _skipped_e2e and os.environ.get("RELAXML_E2E", "").strip().lower() == "require":
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                f"RELAXML_E2E=require but {len(_skipped_e2e)} end-to-end tests were skipped: "
+                + ", ".join(_skipped_e2e[:5]),
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -132,7 +132,10 @@ class BackendProcess:
 
 
 def wait_until_healthy(backend: BackendProcess, timeout: float = BACKEND_START_TIMEOUT) -> None:
-    """Poll `GET {backend.url}/health` until it answers 200, or raise `ProcessStartError`."""
+    """Poll `GET {backend.url}/health` until it answers, or raise `ProcessStartError`.
+
+    200 means up; so does 401, the answer of a backend behind Basic Auth.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not backend.running:
@@ -141,7 +144,7 @@ def wait_until_healthy(backend: BackendProcess, timeout: float = BACKEND_START_T
                 f"last lines of {backend.log_path}:\n{backend.log_tail()}"
             )
         try:
-            if requests.get(f"{backend.url}/health", timeout=2.0).status_code == 200:
+            if requests.get(f"{backend.url}/health", timeout=2.0).status_code in (200, 401):
                 return
         except requests.RequestException:
             pass
