@@ -113,7 +113,8 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
 async def _predict(backend: Backend, body: Any, request: Request) -> dict[str, Any]:
     tasks = body.get("tasks") if isinstance(body, dict) else None
     if isinstance(tasks, list):
-        request.scope["relaxml.note"] = f"{len(tasks)} tasks"
+        plural = "" if len(tasks) == 1 else "s"
+        request.scope["relaxml.note"] = f"{len(tasks)} task{plural}"
     return await backend.predict(body)
 
 
