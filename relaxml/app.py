@@ -16,7 +16,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .auth import AUTHENTICATED, BasicAuthMiddleware
@@ -24,6 +24,7 @@ from .backend import Backend
 from .bodies import read_json
 from .errors import HTTPError, describe, exception_handlers
 from .logs import AccessLogMiddleware
+from .metrics import Metrics, describe_metrics
 from .model import LabelStudioModel
 from .settings import Settings
 
@@ -41,18 +42,27 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
     _check_model_source(model)
     settings = (settings or Settings.from_env()).with_overrides(**overrides)
 
+    metrics = Metrics()
+    describe_metrics(metrics)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         instance = await _construct(model)
         async with anyio.create_task_group() as task_group:
-            app.state.backend = Backend(instance, settings, task_group)
+            backend = app.state.backend = Backend(instance, settings, task_group, metrics)
             logger.info(
-                "serving %s, model version %s", type(instance).__name__, instance.model_version
+                "serving %s, model version %s, %s delivery",
+                type(instance).__name__,
+                instance.model_version,
+                backend.delivery,
             )
-            yield
-            task_group.cancel_scope.cancel()
+            try:
+                yield
+            finally:
+                task_group.cancel_scope.cancel()
+        backend.close()
 
-    middleware = [Middleware(AccessLogMiddleware)]
+    middleware = [Middleware(AccessLogMiddleware, metrics=metrics)]
     if settings.basic_auth is not None:
         user, password = settings.basic_auth
         middleware.append(Middleware(BasicAuthMiddleware, user=user, password=password))
@@ -89,6 +99,9 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         Route("/", get(Backend.health), methods=["GET"]),
         Route("/health", get(Backend.health), methods=["GET"]),
         Route("/versions", get(Backend.list_versions), methods=["GET"]),
+        Route("/jobs", get(Backend.list_jobs), methods=["GET"]),
+        Route("/jobs/{job_id}", _job, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
         Route("/setup", post(lambda b, body, r: b.setup(body)), methods=["POST"]),
         Route("/predict", post(_predict), methods=["POST"]),
         Route("/webhook", post(_webhook), methods=["POST"]),
@@ -108,6 +121,17 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+
+
+async def _job(request: Request) -> Response:
+    backend: Backend = request.app.state.backend
+    return JSONResponse(backend.get_job(request.path_params["job_id"]))
+
+
+async def _metrics(request: Request) -> Response:
+    backend: Backend = request.app.state.backend
+    text = await anyio.to_thread.run_sync(backend.metrics.render)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
 async def _predict(backend: Backend, body: Any, request: Request) -> dict[str, Any]:

@@ -6,19 +6,28 @@ It speaks in decoded JSON bodies and plain dicts; `app.py` does the HTTP around 
 from __future__ import annotations
 
 import logging
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
+from .access import ClientPool
+from .client import LabelStudioClient
 from .context import Context
+from .delivery import Deliverer, job_status
 from .errors import BadRequest, HTTPError, ModelError, ModelOutputError, describe
 from .events import START_TRAINING, TrainingEvent, event_from_legacy_train, event_from_webhook
+from .leader import LeaderLock
+from .metrics import Metrics
 from .model import LabelStudioModel
-from .prediction import Entry, normalize
-from .projects import ProjectRegistry
-from .protocol import as_mapping, parse_predict, parse_setup
+from .outbox import Item, Job, Outbox
+from .prediction import Entry, TaskOutput, normalize
+from .projects import Project, ProjectRegistry
+from .protocol import PredictRequest, Task, as_mapping, parse_predict, parse_setup, parse_task
 from .scheduler import Scheduler, chunked
 from .settings import Settings
 from .training import Trainer
@@ -31,16 +40,64 @@ _SECRET_PARAMS = frozenset({"login", "password"})
 class Backend:
     """One served model and its state. Built in the app's lifespan, inside the event loop."""
 
-    def __init__(self, model: LabelStudioModel, settings: Settings, task_group: TaskGroup) -> None:
+    def __init__(
+        self,
+        model: LabelStudioModel,
+        settings: Settings,
+        task_group: TaskGroup,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.model = model
         self.settings = settings
         self.name = type(model).__name__
+        self.delivery = settings.delivery or model.delivery
+        self._inline_warning = -1e9
+        self.metrics = metrics or Metrics()
         self.projects = ProjectRegistry()
         self.scheduler = Scheduler(
             max_concurrency=settings.max_concurrency, max_queue=settings.max_queue
         )
         self.trainer = Trainer(self._fit, task_group, on_version=self._set_version)
         self.versions: list[str] = [self.model_version]
+        self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
+        data_dir = Path(settings.data_dir)
+        self.outbox = Outbox(data_dir / "outbox.sqlite3")
+        self.deliverer = Deliverer(
+            self.outbox,
+            LeaderLock(data_dir / "leader.lock"),
+            predict=self._predict_items,
+            client_for=self._client_for_job,
+            metrics=self.metrics,
+            batch_size=model.max_batch_size or 32,
+        )
+        model._relaxml_sender = self._send_from_model  # type: ignore[attr-defined]
+        self.metrics.collector(self._gauges)
+        task_group.start_soon(self.deliverer.run)
+
+    def _gauges(self) -> list[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
+        outbox = self.outbox.counts()
+        runs: dict[str, int] = {}
+        for run in self.trainer.runs():
+            runs[run.state] = runs.get(run.state, 0) + 1
+        return [
+            *(
+                ("relaxml_outbox_items", "gauge", "Background items by state", (("state", k),), v)
+                for k, v in outbox.items()
+            ),
+            *(
+                ("relaxml_training_runs", "gauge", "Remembered training runs by state",
+                 (("state", k),), v)
+                for k, v in sorted(runs.items())
+            ),
+            ("relaxml_model_info", "gauge", "The served model and its version",
+             (("model", self.name), ("version", self.model_version)), 1),
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        """Release the outbox, the leader lock and the API clients."""
+        self.deliverer.leader.release()
+        self.outbox.close()
+        self.clients.close()
 
     @property
     def model_version(self) -> str:
@@ -65,7 +122,7 @@ class Backend:
         return {"model_version": self.model_version}
 
     async def predict(self, body: object) -> dict[str, Any]:
-        """`POST /predict`: one entry per task, in order."""
+        """`POST /predict`: one entry per task, in order, or a background job."""
         request = parse_predict(body)
         project = self.projects.for_predict(request)
         context = Context(
@@ -77,27 +134,146 @@ class Backend:
         results: list[Entry] = []
         if not request.tasks:
             return {"results": results, "model_version": self.model_version}
+        if await self._in_background(request, project):
+            return await self._enqueue(request, project, context)
         async with self.scheduler.admit():
             for chunk in chunked(request.tasks, self.model.max_batch_size):
-                version = self.model_version
-                output = await self._predict_chunk(list(chunk), context)
-                results.extend(
-                    normalize(
-                        output, len(chunk), model_version=version, source=f"{self.name}.predict"
-                    )
-                )
+                try:
+                    results.extend(await self._run_model(list(chunk), context))
+                except HTTPError:
+                    self.metrics.inc("relaxml_predict_errors_total", len(chunk), mode="inline")
+                    raise
+        self.metrics.inc("relaxml_tasks_predicted_total", len(results), mode="inline")
         return {"results": results, "model_version": self.model_version}
 
-    async def _predict_chunk(self, tasks: list[Any], context: Context) -> object:
+    async def _in_background(self, request: PredictRequest, project: Project) -> bool:
+        if self.delivery == "inline" or request.is_interactive:
+            return False
+        if self.delivery == "background":
+            return True
+        if len(request.tasks) <= self.settings.auto_inline_max:
+            return False
+        problem = await anyio.to_thread.run_sync(
+            self.clients.problem, project.hostname, project.access_token, project.id
+        )
+        if problem and time.monotonic() - self._inline_warning > 300:
+            self._inline_warning = time.monotonic()
+            logger.warning(
+                "answering %d tasks inline: background delivery needs Label Studio's API (%s)",
+                len(request.tasks),
+                problem,
+            )
+        return problem is None
+
+    async def _enqueue(
+        self, request: PredictRequest, project: Project, context: Context
+    ) -> dict[str, Any]:
+        job, count = await anyio.to_thread.run_sync(
+            lambda: self.outbox.add_job(
+                project_uid=project.uid,
+                project_id=project.id or request.tasks[0].project_id,
+                model_version=self.model_version,
+                label_config=context.label_config,
+                hostname=project.hostname,
+                tasks=[task.raw or {"id": task.id, "data": task.data} for task in request.tasks],
+            )
+        )
+        self.deliverer.wake()
+        logger.info("job %s: %d tasks queued for background prediction", job.id, count)
+        return {"results": [], "model_version": self.model_version, "job": job.id, "queued": count}
+
+    async def _run_model(self, tasks: list[Task], context: Context) -> list[Entry]:
+        version = self.model_version
         try:
             if self.model.predicts_async():
-                return await self.scheduler.run_async(self.model.predict, tasks, context)
-            return await self.scheduler.run_sync(self.model.predict, tasks, context)
+                output = await self.scheduler.run_async(self.model.predict, tasks, context)
+            else:
+                output = await self.scheduler.run_sync(self.model.predict, tasks, context)
         except HTTPError:
             raise
         except Exception as exc:
             logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)
             raise ModelError(f"{self.name}.predict raised {describe(exc)}") from None
+        return normalize(output, len(tasks), model_version=version, source=f"{self.name}.predict")
+
+    async def _predict_items(self, job: Job, items: list[Item]) -> dict[int, list[Any] | str]:
+        """Predict claimed outbox items; one failing task does not fail the others."""
+        known = self.projects.get(job.project_uid)
+        project = known or Project(
+            uid=job.project_uid,
+            id=job.project_id,
+            label_config=job.label_config,
+            hostname=job.hostname,
+        )
+        context = Context(project=project, label_config=job.label_config or project.label_config)
+        tasks: list[Task] = []
+        results: dict[int, list[Any] | str] = {}
+        for item in items:
+            try:
+                tasks.append(parse_task(item.task))
+            except HTTPError as exc:
+                results[item.task_id] = exc.detail
+        try:
+            entries = await self._run_model(tasks, context) if tasks else []
+        except HTTPError as exc:
+            if len(tasks) == 1:
+                return {**results, tasks[0].id: exc.detail}
+            for task in tasks:  # isolate the task(s) the model fails on
+                results.update(await self._predict_items(job, [_item_of(job, task)]))
+            return results
+        for task, entry in zip(tasks, entries, strict=True):
+            results[task.id] = entry if isinstance(entry, list) else [entry]
+        return results
+
+    def _client_for_job(self, job: Job) -> LabelStudioClient:
+        known = self.projects.get(job.project_uid)
+        hostname = job.hostname or (known.hostname if known else None)
+        return self.clients.get(hostname, known.access_token if known else None)
+
+    def _send_from_model(
+        self, predictions: Mapping[int, TaskOutput], project: Project | int
+    ) -> str:
+        if isinstance(project, int):
+            found = next((p for p in self.projects.all() if p.id == project), None)
+            project = found or Project(uid=str(project), id=project)
+        ids = list(predictions)
+        entries = normalize(
+            [predictions[i] for i in ids],
+            len(ids),
+            model_version=self.model_version,
+            source=f"{self.name}.send_predictions",
+        )
+        job, _ = self.outbox.add_job(
+            project_uid=project.uid,
+            project_id=project.id,
+            model_version=self.model_version,
+            label_config=project.label_config,
+            hostname=project.hostname,
+            predictions=[
+                (i, e if isinstance(e, list) else [e]) for i, e in zip(ids, entries, strict=True)
+            ],
+        )
+        return job.id
+
+    def list_jobs(self) -> dict[str, Any]:
+        """`GET /jobs`: background prediction jobs, newest first, and training runs."""
+        jobs = [job_status(job, self.outbox.counts(job.id)) for job in self.outbox.jobs()]
+        return {
+            "jobs": jobs,
+            "outbox": self.outbox.counts(),
+            "training": [run.to_dict() for run in reversed(self.trainer.runs())],
+        }
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """`GET /jobs/{id}`: one job, with its latest errors."""
+        job = self.outbox.job(job_id)
+        if job is None:
+            run = self.trainer.get(job_id)
+            if run is None:
+                raise HTTPError(404, "not_found", f"no job {job_id!r}")
+            return {"kind": "training", **run.to_dict()}
+        details = self.outbox.job_details(job_id)
+        return {"kind": "predictions", **job_status(job, self.outbox.counts(job_id)), **details}
 
     async def webhook(self, body: object, *, authenticated: bool) -> dict[str, Any]:
         """`POST /webhook`: acknowledge at once; training happens in the background."""
@@ -195,3 +371,7 @@ class Backend:
         except Exception as exc:
             logger.error("%s.%s raised", self.name, what, exc_info=exc)
             raise ModelError(f"{self.name}.{what} raised {describe(exc)}") from None
+
+
+def _item_of(job: Job, task: Task) -> Item:
+    return Item(job.id, task.id, job.project_id, job.model_version, task.raw, None, 0, False)

@@ -15,6 +15,8 @@ from typing import TextIO
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .metrics import Metrics
+
 logger = logging.getLogger("relaxml")
 access_logger = logging.getLogger("relaxml.access")
 
@@ -78,10 +80,14 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -
 
 
 class AccessLogMiddleware:
-    """Log `METHOD /path STATUS duration` for every request; never the query, headers or body."""
+    """Log `METHOD /path STATUS duration` for every request; never the query, headers or body.
 
-    def __init__(self, app: ASGIApp) -> None:
+    With `metrics`, also count requests and record latencies by route template.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,6 +105,17 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
+            elapsed = time.perf_counter() - start
+            if self.metrics is not None:
+                route = scope.get("route")
+                template = getattr(route, "path", "other")
+                self.metrics.inc(
+                    "relaxml_requests_total",
+                    route=template,
+                    method=scope["method"],
+                    status=str(status),
+                )
+                self.metrics.observe("relaxml_request_duration_seconds", elapsed, route=template)
             if access_logger.isEnabledFor(logging.INFO):
                 note = scope.get("relaxml.note")
                 access_logger.info(
@@ -106,6 +123,6 @@ class AccessLogMiddleware:
                     scope["method"],
                     scope["path"],
                     status,
-                    (time.perf_counter() - start) * 1000,
+                    elapsed * 1000,
                     f" ({note})" if note else "",
                 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import inspect
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .prediction import TaskOutput
@@ -30,10 +30,13 @@ class LabelStudioModel(abc.ABC):
       that sets none inherits an explicit version, or else gets its own class name.
     - `max_batch_size`: the most tasks one `predict` call receives; larger requests are split
       into chunks. None (the default) passes every task of a request in one call.
+    - `delivery`: `"auto"` (default), `"inline"` or `"background"`: how predictions reach
+      Label Studio (docs/delivery.md). `RELAXML_DELIVERY` overrides it per deployment.
     """
 
     model_version: str = ""
     max_batch_size: ClassVar[int | None] = None
+    delivery: ClassVar[str] = "auto"
 
     _derived_version: ClassVar[bool] = True
 
@@ -69,6 +72,20 @@ class LabelStudioModel(abc.ABC):
         The default is not to train: events are acknowledged and ignored.
         """
         raise NotImplementedError
+
+    def send_predictions(
+        self, predictions: Mapping[int, TaskOutput], *, project: Project | int
+    ) -> str:
+        """Queue predictions (task id → entry, as `predict` returns them) for delivery.
+
+        They go to Label Studio through its API in the background, durably, like background
+        jobs; returns the job id. Works only while the model is served by relaxml.
+        """
+        sender = self.__dict__.get("_relaxml_sender")
+        if sender is None:
+            raise RuntimeError("send_predictions works only while relaxml serves the model")
+        job_id: str = sender(predictions, project)
+        return job_id
 
     @classmethod
     def trains(cls) -> bool:

@@ -43,6 +43,11 @@ class ProjectRegistry:
         """The project with this uid, if known."""
         return self._projects.get(uid)
 
+    def all(self) -> list[Project]:
+        """Every known project."""
+        with self._lock:
+            return list(self._projects.values())
+
     def __len__(self) -> int:
         return len(self._projects)
 

@@ -61,6 +61,37 @@ class Settings:
         "How many prediction requests may wait for a slot; beyond that the answer is 503 "
         "with Retry-After.",
     )
+    delivery: str | None = _setting(
+        None,
+        "RELAXML_DELIVERY",
+        "How predictions reach Label Studio: 'inline' (in the /predict answer), 'background' "
+        "(queued, then sent through Label Studio's API) or 'auto' (inline for small requests "
+        "a person waits on, background for bulk). Unset: the model's `delivery` attribute.",
+    )
+    auto_inline_max: int = _setting(
+        10,
+        "RELAXML_AUTO_INLINE_MAX",
+        "In 'auto' delivery, requests with at most this many tasks are answered inline.",
+    )
+    data_dir: str = _setting(
+        "relaxml-data",
+        "RELAXML_DATA_DIR",
+        "Directory of the outbox database and other state (relative to the working directory).",
+    )
+    label_studio_url: str | None = _setting(
+        None,
+        "LABEL_STUDIO_URL",
+        "Label Studio's URL for API calls; overrides the `hostname` Label Studio sends in /setup "
+        "(which may be http://localhost:8080, unreachable from a container).",
+    )
+    label_studio_api_key: str | None = _setting(
+        None,
+        "LABEL_STUDIO_API_KEY",
+        "A personal access token (or legacy token) for Label Studio's API. Without it, the "
+        "project creator's legacy token from /setup is used, which Label Studio 1.23 refuses "
+        "unless legacy tokens are enabled.",
+        secret=True,
+    )
     train_on: frozenset[str] = _setting(
         DEFAULT_TRAIN_ON,
         "RELAXML_TRAIN_ON",
@@ -73,6 +104,10 @@ class Settings:
         for name in ("max_body_size", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.delivery not in (None, "inline", "background", "auto"):
+            raise ValueError("delivery must be 'inline', 'background' or 'auto'")
+        if self.auto_inline_max < 0:
+            raise ValueError("auto_inline_max must be 0 or more")
         if self.max_queue < 0:
             raise ValueError("max_queue must be 0 or more")
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
@@ -119,7 +154,7 @@ class Settings:
 def _convert(name: str, env: str, raw: str) -> Any:
     if name == "train_on":
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if name in ("max_body_size", "max_concurrency", "max_queue"):
+    if name in ("max_body_size", "max_concurrency", "max_queue", "auto_inline_max"):
         try:
             return int(raw)
         except ValueError:

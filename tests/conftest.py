@@ -33,11 +33,15 @@ def first(captured: list[dict[str, Any]], path: str, **match: Any) -> dict[str, 
 
 
 @pytest.fixture
-def serve() -> Iterator[Any]:
-    """Start apps under TestClient (lifespan included); stop them all at the end."""
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Start apps under TestClient (lifespan included); stop them all at the end.
+
+    Each app gets its own fresh data directory unless `data_dir` is given.
+    """
     clients: list[TestClient] = []
 
     def start(model: type[LabelStudioModel] | LabelStudioModel, **settings: Any) -> TestClient:
+        settings.setdefault("data_dir", str(tmp_path_factory.mktemp("data")))
         app = create_app(model, Settings(**settings))
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()

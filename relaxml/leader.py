@@ -1,0 +1,56 @@
+"""`LeaderLock`: which worker process runs the background work of a data directory.
+
+With `relaxml serve --workers N`, every worker answers requests, but only the holder of an
+exclusive lock on a file in the data directory predicts queued tasks and delivers them (and,
+later, trains). The operating system drops the lock when its holder dies, even by SIGKILL, so
+another worker takes over within seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: a single worker is always the leader
+    fcntl = None  # type: ignore[assignment]
+
+
+class LeaderLock:
+    """A non-blocking exclusive lock on `path`, held for the life of the process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        """True while this process holds the lock."""
+        return self._file is not None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; return whether this process holds it."""
+        if self._file is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+", encoding="utf-8")
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+        return True
+
+    def release(self) -> None:
+        """Give the lock up (closing the file releases it)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None

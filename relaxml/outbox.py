@@ -1,0 +1,367 @@
+"""`Outbox`: the durable queue of background predictions, in one SQLite file.
+
+An item is one task of one background job. It moves
+
+    queued → predicting → ready → sending → done
+                 ↘ failed (the model raised on it)      ↘ ready again (delivery failed: retry later)
+
+and leaves the queue only when Label Studio confirmed its prediction (`done`; its payload is
+dropped). After a crash, `recover()` puts `predicting` items back in the queue and marks
+`sending` items for verification: before one is sent again, Label Studio is asked whether it
+already stored it, so nothing is lost and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+ACTIVE = ("queued", "predicting", "ready", "sending")
+STATES = (*ACTIVE, "done", "failed")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    project_uid TEXT NOT NULL,
+    project_id INTEGER,
+    model_version TEXT NOT NULL,
+    label_config TEXT,
+    hostname TEXT,
+    created_at REAL NOT NULL,
+    total INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    job_id TEXT NOT NULL,
+    task_id INTEGER NOT NULL,
+    project_id INTEGER,
+    model_version TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task TEXT,
+    prediction TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    verify INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (job_id, task_id)
+);
+CREATE INDEX IF NOT EXISTS items_by_state ON items (state, next_at);
+CREATE INDEX IF NOT EXISTS items_by_task ON items (project_id, task_id, model_version);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job: the tasks of one `/predict` request (or one `send_predictions`)."""
+
+    id: str
+    project_uid: str
+    project_id: int | None
+    model_version: str
+    label_config: str | None
+    hostname: str | None
+    created_at: float
+    total: int
+
+
+@dataclass(frozen=True)
+class Item:
+    """One task of a job, with its prediction once computed."""
+
+    job_id: str
+    task_id: int
+    project_id: int | None
+    model_version: str
+    task: dict[str, Any] | None
+    prediction: list[dict[str, Any]] | None
+    attempts: int
+    verify: bool
+
+
+class Outbox:
+    """The SQLite-backed queue. Thread-safe; every method is short and synchronous."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def _transaction(self, work: Any) -> Any:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    def add_job(
+        self,
+        *,
+        project_uid: str,
+        project_id: int | None,
+        model_version: str,
+        label_config: str | None,
+        hostname: str | None,
+        tasks: Sequence[dict[str, Any]] = (),
+        predictions: Sequence[tuple[int, list[dict[str, Any]]]] = (),
+    ) -> tuple[Job, int]:
+        """Queue tasks to predict (or ready predictions to deliver) as one job.
+
+        Tasks already queued or in flight for the same project and model version are skipped
+        (people click Retrieve twice). Returns the job and how many items it took.
+        """
+        now = time.time()
+        job = Job(
+            id=uuid.uuid4().hex[:12],
+            project_uid=project_uid,
+            project_id=project_id,
+            model_version=model_version,
+            label_config=label_config,
+            hostname=hostname,
+            created_at=now,
+            total=0,
+        )
+
+        def work(db: sqlite3.Connection) -> int:
+            busy = _active_task_ids(db, project_id, model_version)
+            rows = [
+                (job.id, t["id"], project_id, model_version, "queued", json.dumps(t), None, now)
+                for t in tasks
+                if t["id"] not in busy
+            ] + [
+                (job.id, task_id, project_id, model_version, "ready", None, json.dumps(p), now)
+                for task_id, p in predictions
+                if task_id not in busy
+            ]
+            db.executemany(
+                "INSERT OR IGNORE INTO items (job_id, task_id, project_id, model_version, state,"
+                " task, prediction, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id, project_uid, project_id, model_version, label_config, hostname,
+                    now, len(rows),
+                ),
+            )  # fmt: skip
+            return len(rows)
+
+        count = self._transaction(work)
+        return replace(job, total=count), count
+
+    def job(self, job_id: str) -> Job | None:
+        """A job by id."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job(*row) if row else None
+
+    def claim_to_predict(self, limit: int) -> tuple[Job, list[Item]] | None:
+        """Take up to `limit` queued tasks of the oldest job with work, marking them predicting."""
+
+        def work(db: sqlite3.Connection) -> tuple[Job, list[Item]] | None:
+            row = db.execute(
+                "SELECT job_id FROM items WHERE state = 'queued' ORDER BY rowid LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            items = _items(
+                db.execute(
+                    "SELECT * FROM items WHERE job_id = ? AND state = 'queued' ORDER BY rowid"
+                    " LIMIT ?",
+                    (row[0], limit),
+                )
+            )
+            _set_state(db, items, "predicting")
+            job = db.execute("SELECT * FROM jobs WHERE id = ?", (row[0],)).fetchone()
+            return Job(*job), items
+
+        result: tuple[Job, list[Item]] | None = self._transaction(work)
+        return result
+
+    def predicted(self, job_id: str, results: dict[int, list[dict[str, Any]] | str]) -> None:
+        """Store each task's predictions (ready to deliver), or its error (failed)."""
+        now = time.time()
+
+        def work(db: sqlite3.Connection) -> None:
+            for task_id, outcome in results.items():
+                if isinstance(outcome, str):
+                    db.execute(
+                        "UPDATE items SET state = 'failed', error = ?, task = NULL,"
+                        " updated_at = ? WHERE job_id = ? AND task_id = ?",
+                        (outcome, now, job_id, task_id),
+                    )
+                else:
+                    db.execute(
+                        "UPDATE items SET state = 'ready', prediction = ?, task = NULL,"
+                        " updated_at = ? WHERE job_id = ? AND task_id = ?",
+                        (json.dumps(outcome), now, job_id, task_id),
+                    )
+
+        self._transaction(work)
+
+    def claim_to_send(self, limit: int) -> tuple[Job, list[Item]] | None:
+        """Take up to `limit` ready items of one job whose retry time has come."""
+        now = time.time()
+
+        def work(db: sqlite3.Connection) -> tuple[Job, list[Item]] | None:
+            row = db.execute(
+                "SELECT job_id FROM items WHERE state = 'ready' AND next_at <= ?"
+                " ORDER BY next_at, rowid LIMIT 1",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            items = _items(
+                db.execute(
+                    "SELECT * FROM items WHERE job_id = ? AND state = 'ready' AND next_at <= ?"
+                    " ORDER BY rowid LIMIT ?",
+                    (row[0], now, limit),
+                )
+            )
+            _set_state(db, items, "sending")
+            job = db.execute("SELECT * FROM jobs WHERE id = ?", (row[0],)).fetchone()
+            return Job(*job), items
+
+        result: tuple[Job, list[Item]] | None = self._transaction(work)
+        return result
+
+    def delivered(self, job_id: str, task_ids: Iterable[int]) -> None:
+        """Label Studio confirmed these: done, payload dropped."""
+        now = time.time()
+        self._transaction(
+            lambda db: db.executemany(
+                "UPDATE items SET state = 'done', prediction = NULL, error = NULL, verify = 0,"
+                " updated_at = ? WHERE job_id = ? AND task_id = ?",
+                [(now, job_id, t) for t in task_ids],
+            )
+        )
+
+    def retry_later(self, job_id: str, task_ids: Iterable[int], error: str, delay: float) -> None:
+        """Delivery failed: back to ready, to be verified and sent again after `delay`."""
+        now = time.time()
+        self._transaction(
+            lambda db: db.executemany(
+                "UPDATE items SET state = 'ready', verify = 1, attempts = attempts + 1,"
+                " error = ?, next_at = ?, updated_at = ? WHERE job_id = ? AND task_id = ?",
+                [(error, now + delay, now, job_id, t) for t in task_ids],
+            )
+        )
+
+    def give_up(self, job_id: str, task_ids: Iterable[int], error: str) -> None:
+        """Label Studio refused these for good (e.g. the task was deleted): failed."""
+        now = time.time()
+        self._transaction(
+            lambda db: db.executemany(
+                "UPDATE items SET state = 'failed', error = ?, prediction = NULL,"
+                " updated_at = ? WHERE job_id = ? AND task_id = ?",
+                [(error, now, job_id, t) for t in task_ids],
+            )
+        )
+
+    def recover(self) -> int:
+        """After a crash: requeue `predicting`, verify-then-resend `sending`. Returns the count."""
+
+        def work(db: sqlite3.Connection) -> int:
+            a = db.execute("UPDATE items SET state = 'queued' WHERE state = 'predicting'")
+            b = db.execute("UPDATE items SET state = 'ready', verify = 1 WHERE state = 'sending'")
+            return int(a.rowcount + b.rowcount)
+
+        count: int = self._transaction(work)
+        return count
+
+    def counts(self, job_id: str | None = None) -> dict[str, int]:
+        """Items per state, for one job or all."""
+        query = "SELECT state, COUNT(*) FROM items"
+        args: tuple[Any, ...] = ()
+        if job_id is not None:
+            query, args = query + " WHERE job_id = ?", (job_id,)
+        with self._lock:
+            rows = self._db.execute(query + " GROUP BY state", args).fetchall()
+        found = dict(rows)
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    def jobs(self, limit: int = 50) -> list[Job]:
+        """The newest jobs first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [Job(*row) for row in rows]
+
+    def job_details(self, job_id: str) -> dict[str, Any]:
+        """Timing and the latest errors of one job."""
+        with self._lock:
+            finished, last = self._db.execute(
+                "SELECT SUM(state IN ('done', 'failed')), MAX(updated_at) FROM items"
+                " WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+            errors = self._db.execute(
+                "SELECT task_id, state, error FROM items WHERE job_id = ? AND error IS NOT NULL"
+                " ORDER BY updated_at DESC LIMIT 10",
+                (job_id,),
+            ).fetchall()
+        return {
+            "finished": int(finished or 0),
+            "last_update": last,
+            "errors": [{"task": t, "state": s, "error": e} for t, s, e in errors],
+        }
+
+
+def _active_task_ids(db: sqlite3.Connection, project_id: int | None, version: str) -> set[int]:
+    placeholders = ", ".join("?" for _ in ACTIVE)
+    rows = db.execute(
+        f"SELECT task_id FROM items WHERE project_id IS ? AND model_version = ?"
+        f" AND state IN ({placeholders})",
+        (project_id, version, *ACTIVE),
+    )
+    return {row[0] for row in rows}
+
+
+def _items(cursor: sqlite3.Cursor) -> list[Item]:
+    names = [d[0] for d in cursor.description]
+    items = []
+    for row in cursor.fetchall():
+        r = dict(zip(names, row, strict=True))
+        items.append(
+            Item(
+                job_id=r["job_id"],
+                task_id=r["task_id"],
+                project_id=r["project_id"],
+                model_version=r["model_version"],
+                task=json.loads(r["task"]) if r["task"] else None,
+                prediction=json.loads(r["prediction"]) if r["prediction"] else None,
+                attempts=r["attempts"],
+                verify=bool(r["verify"]),
+            )
+        )
+    return items
+
+
+def _set_state(db: sqlite3.Connection, items: list[Item], state: str) -> None:
+    now = time.time()
+    db.executemany(
+        "UPDATE items SET state = ?, updated_at = ? WHERE job_id = ? AND task_id = ?",
+        [(state, now, item.job_id, item.task_id) for item in items],
+    )
