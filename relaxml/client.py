@@ -174,6 +174,13 @@ class LabelStudioClient:
                 response = self._send(
                     method, url, json=json, params=params, stream=stream, timeout=timeout
                 )
+                if response.status_code == 401 and self.api_key and is_jwt(self.api_key):
+                    with self._lock:
+                        self._access = None
+                    response.close()
+                    response = self._send(
+                        method, url, json=json, params=params, stream=stream, timeout=timeout
+                    )
             except requests.RequestException as exc:
                 if attempt + 1 >= attempts:
                     raise LabelStudioError(
@@ -183,13 +190,6 @@ class LabelStudioClient:
                     ) from None
                 self._pause(attempt, None)
                 continue
-            if response.status_code == 401 and self.api_key and is_jwt(self.api_key):
-                with self._lock:
-                    self._access = None
-                response.close()
-                response = self._send(
-                    method, url, json=json, params=params, stream=stream, timeout=timeout
-                )
             if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
                 response.close()
                 self._pause(attempt, response.headers.get("Retry-After"))
