@@ -90,6 +90,22 @@ def main() -> None:
     metavar="PASSWORD",
     help="The Basic Auth password. Prefer the environment variable to the command line.",
 )
+@click.option(
+    "--delivery",
+    envvar="RELAXML_DELIVERY",
+    show_envvar=True,
+    type=click.Choice(("auto", "inline", "background")),
+    help="How predictions reach Label Studio. Default: the model's `delivery` (auto).",
+)
+@click.option(
+    "--data-dir",
+    envvar="RELAXML_DATA_DIR",
+    show_envvar=True,
+    default="relaxml-data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory of the outbox database (background predictions) and other state.",
+)
 def serve(
     target: str,
     host: str,
@@ -100,6 +116,8 @@ def serve(
     app_dir: str,
     basic_auth_user: str | None,
     basic_auth_pass: str | None,
+    delivery: str | None,
+    data_dir: str,
 ) -> None:
     """Serve the model TARGET to Label Studio.
 
@@ -118,7 +136,10 @@ def serve(
     try:
         model_class = load_model_class(target, app_dir)
         settings = Settings.from_env(
-            basic_auth_user=basic_auth_user, basic_auth_pass=basic_auth_pass
+            basic_auth_user=basic_auth_user,
+            basic_auth_pass=basic_auth_pass,
+            delivery=delivery,
+            data_dir=data_dir,
         )
     except (LoadError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
@@ -139,10 +160,12 @@ def serve(
         RELAXML_TARGET=target,
         RELAXML_APP_DIR=str(Path(app_dir).resolve()),
         RELAXML_LOG_LEVEL=log_level,
+        RELAXML_DATA_DIR=str(Path(data_dir).resolve()),
     )
     for name, value in (
         ("RELAXML_BASIC_AUTH_USER", basic_auth_user),
         ("RELAXML_BASIC_AUTH_PASS", basic_auth_pass),
+        ("RELAXML_DELIVERY", delivery),
     ):
         if value:
             os.environ[name] = value

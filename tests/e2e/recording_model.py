@@ -36,3 +36,16 @@ class Recorder(LabelStudioModel):
         with open(os.environ["RELAXML_TEST_EVENTS"], "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
         return None
+
+
+class Paced(Recorder):
+    """Recorder that takes `RELAXML_TEST_TASK_DELAY` seconds per task, 25 tasks per call."""
+
+    model_version = "paced-1"
+    max_batch_size = 25
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        import time
+
+        time.sleep(float(os.environ.get("RELAXML_TEST_TASK_DELAY", "0")) * len(tasks))
+        return super().predict(tasks, context)

@@ -1,0 +1,250 @@
+"""Background and auto delivery: the outbox, retries, recovery, and what /jobs reports."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relaxml import Context, Prediction, Task
+
+from .conftest import backend_of
+from .fake_label_studio import FakeLabelStudio
+from .models import Echo, choice
+
+PROJECT = 7
+
+
+class Background(Echo):
+    delivery = "background"
+
+
+class Picky(Echo):
+    """Raises on tasks whose data says boom."""
+
+    delivery = "background"
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        if any(t.data.get("boom") for t in tasks):
+            raise ValueError("cannot read this one")
+        return super().predict(tasks, context)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLabelStudio]:
+    server = FakeLabelStudio()
+    yield server
+    server.close()
+
+
+def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def setup(client: Any, fake: FakeLabelStudio, token: str | None = None) -> None:
+    body = {"project": f"{PROJECT}.1", "hostname": fake.url, "access_token": token or fake.token}
+    assert client.post("/setup", json=body).status_code == 200
+
+
+def tasks(*ids: int, **data: Any) -> dict[str, Any]:
+    return {
+        "project": f"{PROJECT}.1",
+        "tasks": [{"id": i, "data": {"text": str(i), **data}, "project": PROJECT} for i in ids],
+    }
+
+
+def job_of(client: Any, job_id: str) -> dict[str, Any]:
+    return dict(client.get(f"/jobs/{job_id}").json())
+
+
+def test_background_answers_at_once_and_delivers_every_prediction(serve, fake):
+    client = serve(Background)
+    setup(client, fake)
+    start = time.perf_counter()
+    answer = client.post("/predict", json=tasks(*range(1, 201))).json()
+    assert time.perf_counter() - start < 1.0
+    assert answer["results"] == []
+    assert answer["queued"] == 200
+    wait_for(lambda: job_of(client, answer["job"])["state"] == "done")
+    assert fake.by_task() == dict.fromkeys(range(1, 201), 1)
+    stored = fake.predictions[0]
+    assert stored["model_version"] == "echo-1"
+    assert stored["result"] == [choice(Task(id=stored["task"], data={}))]
+    job = job_of(client, answer["job"])
+    assert (job["total"], job["done"], job["failed"], job["queued"]) == (200, 200, 0, 0)
+    assert job["rate"] > 0
+
+
+def test_retrieve_twice_does_not_queue_twice(serve, fake):
+    client = serve(Background)
+    setup(client, fake)
+    fake.mode = "down"  # keep the first job in flight
+    first = client.post("/predict", json=tasks(1, 2, 3)).json()
+    second = client.post("/predict", json=tasks(2, 3, 4)).json()
+    assert (first["queued"], second["queued"]) == (3, 1)
+    fake.mode = "ok"
+    wait_for(lambda: len(fake.by_task()) == 4)
+    time.sleep(0.3)
+    assert fake.by_task() == {1: 1, 2: 1, 3: 1, 4: 1}
+
+
+def test_label_studio_down_then_up_loses_nothing(serve, fake):
+    client = serve(Background)
+    setup(client, fake)
+    fake.mode = "down"
+    job = client.post("/predict", json=tasks(*range(1, 51))).json()["job"]
+    wait_for(lambda: job_of(client, job)["delivering"] == 50)
+    assert "503" in job_of(client, job)["errors"][0]["error"]
+    fake.mode = "ok"
+    wait_for(lambda: job_of(client, job)["state"] == "done", timeout=20)
+    assert fake.by_task() == dict.fromkeys(range(1, 51), 1)
+    metrics = client.get("/metrics").text
+    assert 'relaxml_deliveries_total{outcome="retried"}' in metrics
+    assert 'relaxml_deliveries_total{outcome="ok"} 50' in metrics
+
+
+def test_a_lost_response_does_not_store_twice(serve, fake):
+    client = serve(Background)
+    setup(client, fake)
+    fake.mode = "lose"  # Label Studio stores, but relaxml sees a 500
+    job = client.post("/predict", json=tasks(1, 2, 3)).json()["job"]
+    wait_for(lambda: job_of(client, job)["errors"])
+    fake.mode = "ok"
+    wait_for(lambda: job_of(client, job)["state"] == "done", timeout=20)
+    assert fake.by_task() == {1: 1, 2: 1, 3: 1}
+
+
+def test_restart_resumes_queued_and_unconfirmed_work(serve, fake, tmp_path):
+    data_dir = str(tmp_path / "data")
+    first = serve(Background, data_dir=data_dir)
+    setup(first, fake)
+    fake.mode = "down"
+    job = first.post("/predict", json=tasks(*range(1, 21))).json()["job"]
+    wait_for(lambda: job_of(first, job)["delivering"] == 20)
+    first.__exit__(None, None, None)
+    # A crash mid-send leaves items in "sending"; Label Studio may or may not have them.
+    db = sqlite3.connect(Path(data_dir) / "outbox.sqlite3")
+    db.execute("UPDATE items SET state = 'sending', next_at = 0 WHERE task_id <= 10")
+    db.commit()
+    db.close()
+    fake.mode = "ok"
+    fake.predictions.append({"project": PROJECT, "task": 1, "model_version": "echo-1"})
+
+    second = serve(Background, data_dir=data_dir)
+    setup(second, fake)
+    wait_for(lambda: job_of(second, job)["state"] == "done", timeout=20)
+    assert fake.by_task() == dict.fromkeys(range(1, 21), 1)
+
+
+def test_one_failing_task_does_not_stop_the_rest(serve, fake):
+    client = serve(Picky)
+    setup(client, fake)
+    body = tasks(1, 2, 3)
+    body["tasks"][1]["data"]["boom"] = True
+    job = client.post("/predict", json=body).json()["job"]
+    wait_for(lambda: job_of(client, job)["state"] == "done")
+    status = job_of(client, job)
+    assert (status["done"], status["failed"]) == (2, 1)
+    assert status["errors"] == [
+        {
+            "task": 2,
+            "state": "failed",
+            "error": "Picky.predict raised ValueError: cannot read this one",
+        }
+    ]
+    assert sorted(fake.by_task()) == [1, 3]
+
+
+def test_a_task_label_studio_refuses_fails_alone(serve, fake):
+    client = serve(Background)
+    setup(client, fake)
+    fake.mode, fake.refused = "refuse", {2}
+    job = client.post("/predict", json=tasks(1, 2, 3)).json()["job"]
+    wait_for(lambda: job_of(client, job)["state"] == "done")
+    assert sorted(fake.by_task()) == [1, 3]
+    assert job_of(client, job)["failed"] == 1
+
+
+def test_auto_is_inline_for_small_requests_and_background_for_bulk(serve, fake):
+    client = serve(Echo, auto_inline_max=5)
+    setup(client, fake)
+    small = client.post("/predict", json=tasks(1, 2)).json()
+    assert len(small["results"]) == 2
+    bulk = client.post("/predict", json=tasks(*range(10, 30))).json()
+    assert bulk["results"] == []
+    wait_for(lambda: len(fake.by_task()) == 20)
+
+
+def test_auto_stays_inline_when_label_studio_refuses_the_key(serve, fake, caplog):
+    client = serve(Echo, auto_inline_max=5)
+    setup(client, fake, token="legacy-token-refused")
+    answer = client.post("/predict", json=tasks(*range(10, 30))).json()
+    assert len(answer["results"]) == 20
+    assert any("answering 20 tasks inline" in r.getMessage() for r in caplog.records)
+    assert any("LABEL_STUDIO_API_KEY" in r.getMessage() for r in caplog.records)
+
+
+def test_interactive_is_inline_even_in_background_mode(serve, fake):
+    client = serve(Background)
+    body = tasks(1)
+    body["params"] = {"context": {"result": []}}
+    assert len(client.post("/predict", json=body).json()["results"]) == 1
+
+
+def test_api_key_setting_overrides_the_setup_token(serve, fake):
+    client = serve(Background, label_studio_api_key=fake.token, label_studio_url=fake.url)
+    setup(client, fake, token="stale-legacy-token")
+    job = client.post("/predict", json=tasks(1)).json()["job"]
+    wait_for(lambda: job_of(client, job)["state"] == "done")
+
+
+def test_model_can_send_predictions_itself(serve, fake):
+    client = serve(Echo)
+    setup(client, fake)
+    model = backend_of(client).model
+    job = model.send_predictions({5: Prediction(result=[], score=0.4), 6: None}, project=PROJECT)
+    wait_for(lambda: job_of(client, job)["state"] == "done")
+    assert fake.by_task() == {5: 1, 6: 1}
+
+
+def test_send_predictions_needs_a_served_model():
+    with pytest.raises(RuntimeError, match="only while relaxml serves"):
+        Echo().send_predictions({1: None}, project=1)
+
+
+def test_jobs_lists_jobs_and_training(serve, fake):
+    client = serve(Background)
+    setup(client, fake)
+    job = client.post("/predict", json=tasks(1, 2)).json()["job"]
+    wait_for(lambda: job_of(client, job)["state"] == "done")
+    listing = client.get("/jobs").json()
+    assert listing["jobs"][0]["id"] == job
+    assert listing["outbox"]["done"] == 2
+    assert listing["training"] == []
+    assert client.get("/jobs/nope").status_code == 404
+
+
+def test_metrics_are_prometheus_text(serve):
+    client = serve(Echo)
+    client.get("/health")
+    client.post("/predict", json=tasks(1))
+    answer = client.get("/metrics")
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert "# TYPE relaxml_requests_total counter" in text
+    assert 'relaxml_requests_total{method="GET",route="/health",status="200"} 1' in text
+    assert 'relaxml_request_duration_seconds_bucket{route="/predict",le="+Inf"} 1' in text
+    assert 'relaxml_tasks_predicted_total{mode="inline"} 1' in text
+    assert 'relaxml_outbox_items{state="queued"} 0' in text
+    assert 'relaxml_model_info{model="Echo",version="echo-1"} 1' in text
