@@ -16,6 +16,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from .access import ClientPool
+from .batching import MicroBatcher
 from .client import LabelStudioClient
 from .context import Context
 from .delivery import Deliverer, job_status
@@ -35,6 +36,7 @@ from .training import Trainer
 logger = logging.getLogger("relaxml")
 
 _SECRET_PARAMS = frozenset({"login", "password"})
+DEFAULT_MERGE_SIZE = 64  # tasks per merged call when batch_timeout is set without max_batch_size
 
 
 class Backend:
@@ -69,6 +71,16 @@ class Backend:
             client_for=self._client_for_job,
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
+        )
+        self.batcher = (
+            MicroBatcher(
+                self._run_model,
+                task_group,
+                max_size=model.max_batch_size or DEFAULT_MERGE_SIZE,
+                timeout=model.batch_timeout,
+            )
+            if model.batch_timeout
+            else None
         )
         model._relaxml_sender = self._send_from_model  # type: ignore[attr-defined]
         self.metrics.collector(self._gauges)
@@ -138,8 +150,9 @@ class Backend:
             return await self._enqueue(request, project, context)
         async with self.scheduler.admit():
             for chunk in chunked(request.tasks, self.model.max_batch_size):
+                run = self.batcher.submit if self.batcher else self._run_model
                 try:
-                    results.extend(await self._run_model(list(chunk), context))
+                    results.extend(await run(list(chunk), context))
                 except HTTPError:
                     self.metrics.inc("relaxml_predict_errors_total", len(chunk), mode="inline")
                     raise

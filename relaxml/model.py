@@ -30,12 +30,15 @@ class LabelStudioModel(abc.ABC):
       that sets none inherits an explicit version, or else gets its own class name.
     - `max_batch_size`: the most tasks one `predict` call receives; larger requests are split
       into chunks. None (the default) passes every task of a request in one call.
+    - `batch_timeout`: seconds a small request may wait for others to share one `predict`
+      call (micro-batching, up to `max_batch_size` tasks, 64 when unset). None (default): off.
     - `delivery`: `"auto"` (default), `"inline"` or `"background"`: how predictions reach
       Label Studio (docs/delivery.md). `RELAXML_DELIVERY` overrides it per deployment.
     """
 
     model_version: str = ""
     max_batch_size: ClassVar[int | None] = None
+    batch_timeout: ClassVar[float | None] = None
     delivery: ClassVar[str] = "auto"
 
     _derived_version: ClassVar[bool] = True
