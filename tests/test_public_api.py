@@ -8,15 +8,26 @@ import relaxml
 def test_all_is_pinned():
     assert relaxml.__all__ == [
         "Context",
+        "ControlTag",
         "HTTPError",
+        "Label",
+        "LabelConfig",
+        "LabelConfigError",
         "LabelStudioModel",
+        "ObjectTag",
         "Prediction",
+        "Problem",
         "Project",
+        "ResultBuilder",
+        "ResultError",
         "Settings",
         "Task",
         "TrainingEvent",
+        "UnknownLabelError",
         "__version__",
+        "check_prediction",
         "create_app",
+        "parse_label_config",
     ]
 
 
