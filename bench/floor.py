@@ -1,0 +1,67 @@
+"""The floor: a bare Starlette backend doing what a minimal correct backend must, and no more.
+
+It parses the JSON body, checks that `tasks` is a list of task objects (answering 400
+otherwise), runs the same sync predict as relaxml's `Trivial` in a worker thread (a sync model
+must not block the event loop, or `/health` stalls), and answers the same response shape.
+It runs under uvicorn with uvicorn's defaults (1 worker, one access-log line per request),
+like `relaxml serve` (one log line per request of its own).
+
+    python bench/floor.py --port 9091
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import trivial
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+def predict(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trivial model, as a plain function over task dicts."""
+    return [trivial.prediction(task["id"], task["data"]) for task in tasks]
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "UP", "model_class": "Trivial"})
+
+
+async def predict_endpoint(request: Request) -> JSONResponse:
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+    tasks = body.get("tasks") if isinstance(body, dict) else None
+    if not isinstance(tasks, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("id"), int) and isinstance(t.get("data"), dict)
+        for t in tasks
+    ):
+        return JSONResponse({"error": "'tasks' must be a list of tasks"}, status_code=400)
+    results = await run_in_threadpool(predict, tasks)
+    return JSONResponse({"results": results, "model_version": trivial.MODEL_VERSION})
+
+
+app = Starlette(
+    routes=[
+        Route("/health", health, methods=["GET"]),
+        Route("/predict", predict_endpoint, methods=["POST"]),
+    ]
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9091)
+    args = parser.parse_args()
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=10)
+
+
+if __name__ == "__main__":
+    main()

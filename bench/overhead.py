@@ -1,0 +1,133 @@
+"""Benchmark 1, framework overhead: the same trivial model behind each server.
+
+All servers run at once, idle but one; the load visits them in turns, round after round, so a
+disturbance on the machine hits every server alike. Each figure is the median over rounds,
+and each ratio the median of the per-round ratios (same round, measured seconds apart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from typing import Any
+
+import payloads
+import trivial
+from common import Server, rounded, start_server, stop_server, wait_healthy
+from load import LoadResult, post_json
+from suite import FLOOR, INCUMBENT, RELAXML, Suite
+
+NAME = "overhead"
+BATCHES = (1, 100)
+CONNECTIONS = 8
+
+
+def run(suite: Suite) -> dict[str, Any]:
+    rounds = suite.scale(1, 5)
+    warmup = suite.scale(0, 1)
+    seconds = suite.scale(1, 4)
+    specs = suite.servers("Trivial")
+    bodies = {n: payloads.predict_body(n) for n in BATCHES}
+    samples: dict[tuple[str, int], list[LoadResult]] = {}
+    servers: dict[str, Server] = {}
+    note: str | None = None
+    try:
+        for name, spec in specs.items():
+            if spec is not None:
+                servers[name] = start_server(spec, suite.log_dir, suite.pinning.server)
+        note = _ready(servers, bodies)
+        for round_no in range(rounds):
+            order = list(servers)
+            order = order[round_no % len(order) :] + order[: round_no % len(order)]
+            for n, body in bodies.items():
+                for name in order:
+                    url = servers[name].url("/predict")
+                    if warmup:
+                        suite.load.run(url, body, CONNECTIONS, warmup)
+                    result = suite.load.run(url, body, CONNECTIONS, seconds)
+                    samples.setdefault((name, n), []).append(result)
+    finally:
+        for server in servers.values():
+            with contextlib.suppress(Exception):
+                stop_server(server)
+    rows = [_row(name, n, samples.get((name, n))) for name in specs for n in BATCHES]
+    return {
+        "settings": {
+            "connections": CONNECTIONS,
+            "rounds": rounds,
+            "seconds_per_round": seconds,
+            "warmup_seconds": warmup,
+            "tasks_per_request": list(BATCHES),
+            "body_bytes": {str(n): len(b) for n, b in bodies.items()},
+        },
+        "rows": rows,
+        "ratios": _ratios(samples, INCUMBENT in servers),
+        "incumbent": None if INCUMBENT in servers else note or suite.incumbent_note,
+    }
+
+
+def _ready(servers: dict[str, Server], bodies: dict[int, bytes]) -> str | None:
+    """Wait for every server and check its answers; an incumbent that fails is left out."""
+    for name in list(servers):
+        try:
+            wait_healthy(servers[name])
+            for n, body in bodies.items():
+                check_answer(servers[name], body, n)
+        except Exception as exc:
+            if name != INCUMBENT:
+                raise
+            stop_server(servers.pop(name))
+            return f"not measured: {str(exc).splitlines()[0][:200]}"
+    return None
+
+
+def check_answer(server: Server, body: bytes, tasks: int) -> None:
+    """One request first: the server must answer 200 with one right prediction per task."""
+    status, answer = post_json(server.port, "/predict", body)
+    results = answer.get("results") if isinstance(answer, dict) else None
+    if status != 200 or not isinstance(results, list) or len(results) != tasks:
+        raise RuntimeError(f"{server.spec.name} answered {status}: {str(answer)[:300]}")
+    first = results[0]
+    if first.get("model_version") != trivial.MODEL_VERSION or len(first.get("result", [])) != 1:
+        raise RuntimeError(f"{server.spec.name} answered an unexpected prediction: {first}")
+
+
+def _row(name: str, tasks: int, results: list[LoadResult] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"server": name, "tasks_per_request": tasks}
+    if not results:
+        return {**row, "measured": False}
+    rps = statistics.median(r.requests_per_s for r in results)
+    return {
+        **row,
+        "measured": True,
+        "requests_per_s": rounded(rps, 1),
+        "tasks_per_s": rounded(rps * tasks, 1),
+        "p50_ms": rounded(statistics.median(r.p50_ms for r in results), 3),
+        "p95_ms": rounded(statistics.median(r.p95_ms for r in results), 3),
+        "p99_ms": rounded(statistics.median(r.p99_ms for r in results), 3),
+        "requests": sum(r.requests for r in results),
+        "errors": sum(r.errors for r in results),
+        "rounds": [r.to_dict() for r in results],
+    }
+
+
+def _ratios(
+    samples: dict[tuple[str, int], list[LoadResult]], with_incumbent: bool
+) -> dict[str, Any]:
+    ratios: dict[str, Any] = {}
+    for n in BATCHES:
+        ours = samples.get((RELAXML, n), [])
+        for other, key in ((FLOOR, "vs_floor"), (INCUMBENT, "vs_incumbent")):
+            theirs = samples.get((other, n), [])
+            if other == INCUMBENT and not with_incumbent:
+                continue
+            per_round = [
+                a.requests_per_s / b.requests_per_s
+                for a, b in zip(ours, theirs, strict=True)
+                if b.requests_per_s > 0
+            ]
+            ratios[f"{key}_{n}"] = {
+                "median": rounded(statistics.median(per_round), 3) if per_round else None,
+                "per_round": [rounded(r, 3) for r in per_round],
+            }
+    return ratios

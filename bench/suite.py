@@ -1,0 +1,63 @@
+"""What every benchmark module gets: the mode, the servers it may start, and the load generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import BENCH_DIR, Pinning, ServerSpec, python
+from incumbent import Incumbent
+from load import LoadGenerator
+
+RELAXML = "relaxml"
+FLOOR = "starlette-floor"
+INCUMBENT = "incumbent"
+
+NOT_GIVEN = "not measured (no checkout given)"
+
+
+def relaxml_spec(model: str, data_dir: Path) -> ServerSpec:
+    """`python -m relaxml serve bench/models.py:<model>` with relaxml's defaults.
+
+    Only its state directory (the outbox database) moves to the run's scratch directory.
+    """
+    target = f"{(BENCH_DIR / 'models.py').relative_to(BENCH_DIR.parent)}:{model}"
+    argv = [python(), "-m", "relaxml", "serve", target, "--host", "{host}", "--port", "{port}"]
+    return ServerSpec(f"relaxml-{model}", argv, env={"RELAXML_DATA_DIR": str(data_dir)})
+
+
+def floor_spec() -> ServerSpec:
+    """The bare Starlette floor (bench/floor.py) under uvicorn."""
+    argv = [python(), str(BENCH_DIR / "floor.py"), "--host", "{host}", "--port", "{port}"]
+    return ServerSpec("starlette-floor", argv)
+
+
+@dataclass
+class Suite:
+    """One run of the suite: its mode, scratch directory, pinning, load generator, incumbent."""
+
+    quick: bool
+    workdir: Path
+    pinning: Pinning
+    load: LoadGenerator
+    incumbent: Incumbent | None = None
+    incumbent_note: str = NOT_GIVEN
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.workdir / "logs"
+
+    def scale(self, quick: Any, full: Any) -> Any:
+        """`quick` in quick mode, else `full`."""
+        return quick if self.quick else full
+
+    def servers(self, model: str) -> dict[str, ServerSpec | None]:
+        """relaxml, the Starlette floor (Trivial only) and the incumbent (None: not given)."""
+        data_dir = self.workdir / "relaxml-data"
+        specs: dict[str, ServerSpec | None] = {RELAXML: relaxml_spec(model, data_dir)}
+        if model == "Trivial":
+            specs[FLOOR] = floor_spec()
+        specs[INCUMBENT] = self.incumbent.spec(model) if self.incumbent else None
+        return specs
