@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from . import housekeeping, reports
 from .auth import AUTHENTICATED, BasicAuthMiddleware
 from .backend import Backend
 from .bodies import read_json
@@ -50,6 +51,7 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         instance = await _construct(model)
         async with anyio.create_task_group() as task_group:
             backend = app.state.backend = Backend(instance, settings, task_group, metrics)
+            await backend.start()
             logger.info(
                 "serving %s, model version %s, %s delivery",
                 type(instance).__name__,
@@ -98,20 +100,25 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
     routes = [
         Route("/", get(Backend.health), methods=["GET"]),
         Route("/health", get(Backend.health), methods=["GET"]),
-        Route("/versions", get(Backend.list_versions), methods=["GET"]),
-        Route("/jobs", get(Backend.list_jobs), methods=["GET"]),
+        Route("/versions", get(reports.list_versions), methods=["GET"]),
+        Route("/jobs", get(reports.list_jobs), methods=["GET"]),
         Route("/jobs/{job_id}", _job, methods=["GET"]),
+        Route("/jobs/{job_id}/cancel", _cancel, methods=["POST"]),
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/setup", post(lambda b, body, r: b.setup(body)), methods=["POST"]),
         Route("/predict", post(_predict), methods=["POST"]),
         Route("/webhook", post(_webhook), methods=["POST"]),
         Route("/train", post(lambda b, body, r: b.train(body)), methods=["POST"]),
-        Route("/job_status", post(lambda b, body, r: b.job_status(body)), methods=["POST"]),
-        Route("/validate", post(lambda b, body, r: b.validate(body)), methods=["POST"]),
-        Route("/delete", post(lambda b, body, r: b.delete(body)), methods=["POST"]),
+        Route(
+            "/job_status", post(lambda b, body, r: reports.job_status(b, body)), methods=["POST"]
+        ),
+        Route(
+            "/validate", post(lambda b, body, r: housekeeping.validate(b, body)), methods=["POST"]
+        ),
+        Route("/delete", post(lambda b, body, r: housekeeping.delete(b, body)), methods=["POST"]),
         Route(
             "/duplicate_model",
-            post(lambda b, body, r: b.duplicate_model(body)),
+            post(lambda b, body, r: housekeeping.duplicate_model(b, body)),
             methods=["POST"],
         ),
     ]
@@ -125,7 +132,14 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
 
 async def _job(request: Request) -> Response:
     backend: Backend = request.app.state.backend
-    return JSONResponse(backend.get_job(request.path_params["job_id"]))
+    job_id = request.path_params["job_id"]
+    return JSONResponse(await anyio.to_thread.run_sync(reports.get_job, backend, job_id))
+
+
+async def _cancel(request: Request) -> Response:
+    backend: Backend = request.app.state.backend
+    job_id = request.path_params["job_id"]
+    return JSONResponse(await anyio.to_thread.run_sync(reports.cancel_job, backend, job_id))
 
 
 async def _metrics(request: Request) -> Response:

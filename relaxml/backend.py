@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,21 +16,31 @@ from anyio.abc import TaskGroup
 
 from .access import ClientPool
 from .batching import MicroBatcher
-from .client import LabelStudioClient
+from .client import LabelStudioClient, LabelStudioError
 from .context import Context
-from .delivery import Deliverer, job_status
-from .errors import BadRequest, HTTPError, ModelError, ModelOutputError, describe
-from .events import START_TRAINING, TrainingEvent, event_from_legacy_train, event_from_webhook
+from .delivery import Deliverer
+from .errors import HTTPError, ModelError, describe
+from .events import (
+    START_TRAINING,
+    RunControl,
+    TrainingEvent,
+    event_from_legacy_train,
+    event_from_webhook,
+)
+from .keeper import ModelKeeper
 from .leader import LeaderLock
 from .metrics import Metrics
 from .model import LabelStudioModel
 from .outbox import Item, Job, Outbox
 from .prediction import Entry, TaskOutput, normalize
 from .projects import Project, ProjectRegistry
-from .protocol import PredictRequest, Task, as_mapping, parse_predict, parse_setup, parse_task
+from .protocol import PredictRequest, Task, parse_predict, parse_setup, parse_task
 from .scheduler import Scheduler, chunked
 from .settings import Settings
+from .sqlite import FILENAME
 from .training import Trainer
+from .trainingstore import TrainingStore
+from .versions import VersionStore
 
 logger = logging.getLogger("relaxml")
 
@@ -49,28 +58,40 @@ class Backend:
         task_group: TaskGroup,
         metrics: Metrics | None = None,
     ) -> None:
-        self.model = model
         self.settings = settings
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
         self._inline_warning = -1e9
+        self._task_group = task_group
         self.metrics = metrics or Metrics()
         self.projects = ProjectRegistry()
         self.scheduler = Scheduler(
             max_concurrency=settings.max_concurrency, max_queue=settings.max_queue
         )
-        self.trainer = Trainer(self._fit, task_group, on_version=self._set_version)
-        self.versions: list[str] = [self.model_version]
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
         data_dir = Path(settings.data_dir)
-        self.outbox = Outbox(data_dir / "outbox.sqlite3")
+        database = data_dir / FILENAME
+        self.leader = LeaderLock(data_dir / "leader.lock")
+        self.outbox = Outbox(database)
+        self.training_store = TrainingStore(database)
+        self.versions = VersionStore(database)
+        self.keeper = ModelKeeper(model, self.versions, data_dir, adopt=self._adopt)
         self.deliverer = Deliverer(
             self.outbox,
-            LeaderLock(data_dir / "leader.lock"),
+            self.leader,
             predict=self._predict_items,
             client_for=self._client_for_job,
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
+        )
+        self.trainer = Trainer(
+            self.training_store,
+            self.leader,
+            fit=self.keeper.fit,
+            finish=self.keeper.finish,
+            control_for=self._control_for,
+            metrics=self.metrics,
+            train_every=settings.train_every,
         )
         self.batcher = (
             MicroBatcher(
@@ -82,33 +103,53 @@ class Backend:
             if model.batch_timeout
             else None
         )
-        model._relaxml_sender = self._send_from_model  # type: ignore[attr-defined]
         self.metrics.collector(self._gauges)
-        task_group.start_soon(self.deliverer.run)
+
+    async def start(self) -> None:
+        """Load the data directory's current version, then start the background loops."""
+        await self.keeper.start()
+        self._task_group.start_soon(self.deliverer.run)
+        self._task_group.start_soon(self.trainer.run)
+        self._task_group.start_soon(self.keeper.watch, self.settings.version_poll)
+
+    @property
+    def model(self) -> LabelStudioModel:
+        """The model instance serving now (it changes on a version swap)."""
+        return self.keeper.model
+
+    def _adopt(self, model: LabelStudioModel) -> None:
+        model._relaxml_sender = self._send_from_model  # type: ignore[attr-defined]
+
+    def _control_for(self, event: TrainingEvent) -> RunControl:
+        project = next((p for p in self.projects.all() if p.id == event.project_id), None)
+        try:
+            client = self.clients.get(
+                project.hostname if project else None, project.access_token if project else None
+            )
+        except LabelStudioError:
+            client = None
+        last = self.training_store.last_success(event.project_key)
+        return RunControl(client, last)
 
     def _gauges(self) -> list[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
         outbox = self.outbox.counts()
-        runs: dict[str, int] = {}
-        for run in self.trainer.runs():
-            runs[run.state] = runs.get(run.state, 0) + 1
         return [
             *(
                 ("relaxml_outbox_items", "gauge", "Background items by state", (("state", k),), v)
                 for k, v in outbox.items()
             ),
-            *(
-                ("relaxml_training_runs", "gauge", "Remembered training runs by state",
-                 (("state", k),), v)
-                for k, v in sorted(runs.items())
-            ),
+            ("relaxml_training_queued_events", "gauge", "Training events waiting for a run", (),
+             sum(self.training_store.pending().values())),
             ("relaxml_model_info", "gauge", "The served model and its version",
              (("model", self.name), ("version", self.model_version)), 1),
         ]  # fmt: skip
 
     def close(self) -> None:
-        """Release the outbox, the leader lock and the API clients."""
-        self.deliverer.leader.release()
+        """Release the databases, the leader lock and the API clients."""
+        self.leader.release()
         self.outbox.close()
+        self.training_store.close()
+        self.versions.close()
         self.clients.close()
 
     @property
@@ -268,26 +309,6 @@ class Backend:
         )
         return job.id
 
-    def list_jobs(self) -> dict[str, Any]:
-        """`GET /jobs`: background prediction jobs, newest first, and training runs."""
-        jobs = [job_status(job, self.outbox.counts(job.id)) for job in self.outbox.jobs()]
-        return {
-            "jobs": jobs,
-            "outbox": self.outbox.counts(),
-            "training": [run.to_dict() for run in reversed(self.trainer.runs())],
-        }
-
-    def get_job(self, job_id: str) -> dict[str, Any]:
-        """`GET /jobs/{id}`: one job, with its latest errors."""
-        job = self.outbox.job(job_id)
-        if job is None:
-            run = self.trainer.get(job_id)
-            if run is None:
-                raise HTTPError(404, "not_found", f"no job {job_id!r}")
-            return {"kind": "training", **run.to_dict()}
-        details = self.outbox.job_details(job_id)
-        return {"kind": "predictions", **job_status(job, self.outbox.counts(job_id)), **details}
-
     async def webhook(self, body: object, *, authenticated: bool) -> dict[str, Any]:
         """`POST /webhook`: acknowledge at once; training happens in the background."""
         event = event_from_webhook(body)
@@ -304,79 +325,22 @@ class Backend:
             self.projects.update_label_config(event.project_id, event.label_config)
         if event.action not in self.settings.train_on:
             return {"status": "ignored", "action": event.action}
-        return self._submit(event)
+        return await self._submit(event)
 
-    def train(self, body: object) -> dict[str, Any]:
+    async def train(self, body: object) -> dict[str, Any]:
         """`POST /train`: the legacy training call, same as `START_TRAINING`."""
-        return self._submit(event_from_legacy_train(body))
+        return await self._submit(event_from_legacy_train(body))
 
-    def _submit(self, event: TrainingEvent) -> dict[str, Any]:
+    async def _submit(self, event: TrainingEvent) -> dict[str, Any]:
         if not self.model.trains():
             return {
                 "status": "ignored",
                 "action": event.action,
                 "detail": f"{self.name} does not implement fit",
             }
-        run = self.trainer.submit(event)
-        return {"status": "accepted", "action": event.action, "job": run.id}
-
-    def _fit(self, event: TrainingEvent) -> str | None:
-        version = self.model.fit(event)
-        if version is not None and (not isinstance(version, str) or not version):
-            raise ModelOutputError(
-                f"{self.name}.fit must return a non-empty version string or None, got {version!r}"
-            )
-        return version
-
-    def _set_version(self, version: str) -> None:
-        self.model.model_version = version
-        if version not in self.versions:
-            self.versions.append(version)
-
-    def list_versions(self) -> dict[str, Any]:
-        """`GET /versions`: every version this process has served, oldest first."""
-        return {"versions": list(self.versions), "current": self.model_version}
-
-    def job_status(self, body: object) -> dict[str, Any]:
-        """`POST /job_status`: the state of a training run."""
-        job = as_mapping(body).get("job")
-        if not isinstance(job, (str, int)) or isinstance(job, bool):
-            raise BadRequest("missing field 'job': expected a training run id", field="job")
-        run = self.trainer.get(str(job))
-        if run is None:
-            raise HTTPError(404, "not_found", f"no training run {job!r}")
-        return {"job": run.id, "status": run.state, **run.to_dict()}
-
-    def validate(self, body: object) -> dict[str, Any]:
-        """`POST /validate`: is this label config well-formed XML?"""
-        config = as_mapping(body).get("config")
-        if not isinstance(config, str) or not config.strip():
-            raise BadRequest(
-                "missing field 'config': expected the label config XML", field="config"
-            )
-        try:
-            ET.fromstring(config)
-        except ET.ParseError as exc:
-            raise BadRequest(f"the label config is not valid XML: {exc}", field="config") from None
-        return {"status": "ok"}
-
-    def delete(self, body: object) -> dict[str, Any]:
-        """`POST /delete`: forget a project's state."""
-        project = as_mapping(body).get("project")
-        if not isinstance(project, (str, int)) or isinstance(project, bool):
-            raise BadRequest("missing field 'project'", field="project")
-        known = self.projects.forget(str(project))
-        return {"status": "ok" if known else "unknown", "project": str(project)}
-
-    def duplicate_model(self, body: object) -> dict[str, Any]:
-        """`POST /duplicate_model`: copy a project's state to another project."""
-        obj = as_mapping(body)
-        source, target = obj.get("project_src"), obj.get("project_dst")
-        for name, value in (("project_src", source), ("project_dst", target)):
-            if not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise BadRequest(f"missing field '{name}'", field=name)
-        copied = self.projects.copy(str(source), str(target))
-        return {"status": "ok" if copied else "unknown", "model_version": self.model_version}
+        job = await anyio.to_thread.run_sync(self.trainer.submit, event)
+        self.trainer.wake()
+        return {"status": "accepted", "action": event.action, "job": job}
 
     async def _call_user(self, fn: Any, *args: Any, what: str) -> Any:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import click
@@ -13,6 +14,8 @@ from .app import create_app
 from .loader import LoadError, load_model_class
 from .logs import configure_logging
 from .settings import Settings
+from .sqlite import FILENAME
+from .versions import VersionStore
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -179,3 +182,58 @@ def serve(
         reload_dirs=[str(source.resolve())] if reload else None,
         **options,  # type: ignore[arg-type]
     )
+
+
+@main.group()
+def versions() -> None:
+    """List the model versions of a data directory, or choose the one to serve."""
+
+
+_data_dir_option = click.option(
+    "--data-dir",
+    envvar="RELAXML_DATA_DIR",
+    show_envvar=True,
+    default="relaxml-data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The data directory of the relaxml server.",
+)
+
+
+def _store(data_dir: str) -> VersionStore:
+    database = Path(data_dir) / FILENAME
+    if not database.is_file():
+        raise click.UsageError(f"{data_dir} holds no relaxml database ({FILENAME}).")
+    return VersionStore(database)
+
+
+@versions.command("list")
+@_data_dir_option
+def versions_list(data_dir: str) -> None:
+    """Print every version, oldest first; the current one is marked with *."""
+    store = _store(data_dir)
+    try:
+        current = store.current()
+        for record in store.history():
+            mark = "*" if record.version == current else " "
+            saved = "artifacts" if record.path else "no artifacts"
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created_at))
+            click.echo(f"{mark} {record.version}  {when}  {saved}")
+    finally:
+        store.close()
+
+
+@versions.command("use")
+@click.argument("version")
+@_data_dir_option
+def versions_use(version: str, data_dir: str) -> None:
+    """Make VERSION current: running servers swap to it within seconds (a rollback)."""
+    store = _store(data_dir)
+    try:
+        store.use(version)
+    except KeyError:
+        known = ", ".join(r.version for r in store.history()) or "none"
+        raise click.UsageError(f"Unknown version {version!r} (known: {known}).") from None
+    finally:
+        store.close()
+    click.echo(f"{version} is now current; running servers will swap to it.")

@@ -7,11 +7,15 @@ Label Studio sends `START_TRAINING` with only a project, annotation events with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .client import LabelStudioClient, LabelStudioError
 from .errors import BadRequest
 from .protocol import project_id_of
+from .trainingdata import annotated_tasks
 
 START_TRAINING = "START_TRAINING"
 
@@ -31,7 +35,12 @@ class TrainingEvent:
     - `action`: Label Studio's action, e.g. `"START_TRAINING"` or `"ANNOTATION_CREATED"`.
     - `project_id`, `label_config`, `project`: the project (the full payload in `project`).
     - `annotations`, `tasks`: whatever the payload carried, always as lists (maybe empty).
-    - `raw`: the whole payload.
+      When several events were coalesced into one run, their annotations and tasks are
+      concatenated, oldest first, and `coalesced` says how many events there were.
+    - `raw`: the whole payload (of the latest event).
+
+    During a run, `annotated_tasks()` fetches the project's training data from Label Studio
+    and `should_stop()` tells whether the run was cancelled.
     """
 
     action: str
@@ -41,6 +50,50 @@ class TrainingEvent:
     annotations: list[dict[str, Any]] = field(default_factory=list, repr=False)
     tasks: list[dict[str, Any]] = field(default_factory=list, repr=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    coalesced: int = 1
+    control: RunControl | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def label_studio(self) -> LabelStudioClient | None:
+        """A client for the project's Label Studio, when its URL and key are known."""
+        return self.control.client if self.control else None
+
+    def annotated_tasks(self, *, only_changed: bool = False) -> Iterator[dict[str, Any]]:
+        """Every annotated task of the project, fetched from Label Studio page by page.
+
+        With `only_changed`, only tasks annotated since the project's last successful run.
+        Raises `LabelStudioError` (with what to configure) when the API cannot be used.
+        """
+        if self.control is None or self.control.client is None or self.project_id is None:
+            raise LabelStudioError(
+                "training data needs Label Studio's API: set LABEL_STUDIO_URL and "
+                "LABEL_STUDIO_API_KEY (or let Label Studio call /setup first)"
+            )
+        since = self.control.last_success if only_changed else None
+        for task in annotated_tasks(self.control.client, self.project_id, since=since):
+            self.control.annotations_used += len(task["annotations"])
+            yield task
+
+    def should_stop(self) -> bool:
+        """True once the run was cancelled: return early (the result will be discarded)."""
+        return self.control is not None and self.control.cancelled.is_set()
+
+    def to_payload(self) -> dict[str, Any]:
+        """The event as JSON, to queue it."""
+        return {
+            "action": self.action,
+            "project_id": self.project_id,
+            "label_config": self.label_config,
+            "project": self.project,
+            "annotations": self.annotations,
+            "tasks": self.tasks,
+            "raw": self.raw,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TrainingEvent:
+        """The event `to_payload` wrote."""
+        return cls(**payload)
 
     @property
     def project_key(self) -> str:
@@ -114,3 +167,27 @@ def _first_int(items: list[dict[str, Any]], key: str) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
+
+
+class RunControl:
+    """What a running `fit` can reach: Label Studio, the cancel flag, usage counts."""
+
+    def __init__(self, client: LabelStudioClient | None, last_success: float | None) -> None:
+        self.client = client
+        self.last_success = last_success
+        self.cancelled = threading.Event()
+        self.annotations_used = 0
+
+
+def merge(events: Sequence[TrainingEvent], control: RunControl | None = None) -> TrainingEvent:
+    """One event standing for several coalesced ones (the latest, with everything they carried)."""
+    latest = events[-1]
+    starts = any(e.action == START_TRAINING for e in events)
+    return replace(
+        latest,
+        action=START_TRAINING if starts else latest.action,
+        annotations=[a for e in events for a in e.annotations],
+        tasks=[t for e in events for t in e.tasks],
+        coalesced=len(events),
+        control=control,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import inspect
 from collections.abc import Awaitable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .prediction import TaskOutput
@@ -71,10 +72,39 @@ class LabelStudioModel(abc.ABC):
     def fit(self, event: TrainingEvent) -> str | None:
         """Train on a Label Studio event. Runs in the background, never in the request.
 
-        Return the new model version to make it current, or None to keep the current one.
-        The default is not to train: events are acknowledged and ignored.
+        Return the new model version to make it current (relaxml then calls `save` and every
+        worker serves it), or None to keep the current one. `event.annotated_tasks()` fetches
+        the project's training data; `event.should_stop()` tells of a cancel. The default is
+        not to train: events are acknowledged and ignored.
         """
         raise NotImplementedError
+
+    def save(self, path: Path) -> None:
+        """Write the current model's artifacts into the empty directory `path`. Optional.
+
+        relaxml calls it after `fit` returns a new version, with
+        `<data_dir>/versions/<version>/`. Implement it together with `load` so that restarts,
+        other workers (`--workers N`) and rollbacks can serve trained versions.
+        """
+        raise NotImplementedError
+
+    def load(self, path: Path) -> None:
+        """Restore the model from artifacts `save` wrote into `path`. Optional.
+
+        relaxml calls it on a freshly constructed instance (or, at startup, on the instance
+        being started) and then swaps that instance in; requests in flight finish on the old one.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def saves(cls) -> bool:
+        """True when the class overrides `save`."""
+        return cls.save is not LabelStudioModel.save
+
+    @classmethod
+    def loads(cls) -> bool:
+        """True when the class overrides `load`."""
+        return cls.load is not LabelStudioModel.load
 
     def send_predictions(
         self, predictions: Mapping[int, TaskOutput], *, project: Project | int

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from .sqlite import Database
 
 ACTIVE = ("queued", "predicting", "ready", "sending")
 STATES = (*ACTIVE, "done", "failed")
@@ -89,30 +90,13 @@ class Outbox:
     """The SQLite-backed queue. Thread-safe; every method is short and synchronous."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+        self._store = Database(path, _SCHEMA)
+        self._transaction = self._store.transaction
 
     def close(self) -> None:
         """Close the database."""
-        with self._lock:
-            self._db.close()
-
-    def _transaction(self, work: Any) -> Any:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return result
+        self._store.close()
 
     def add_job(
         self,
@@ -172,8 +156,9 @@ class Outbox:
 
     def job(self, job_id: str) -> Job | None:
         """A job by id."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._store.read(
+            lambda db: db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        )
         return Job(*row) if row else None
 
     def claim_to_predict(self, limit: int) -> tuple[Job, list[Item]] | None:
@@ -279,6 +264,19 @@ class Outbox:
             )
         )
 
+    def cancel(self, job_id: str) -> int:
+        """Stop a job: items not yet delivered fail as cancelled. Returns how many."""
+        now = time.time()
+        cursor = self._transaction(
+            lambda db: db.execute(
+                "UPDATE items SET state = 'failed', error = 'cancelled', task = NULL,"
+                " prediction = NULL, updated_at = ? WHERE job_id = ?"
+                " AND state IN ('queued', 'ready')",
+                (now, job_id),
+            )
+        )
+        return int(cursor.rowcount)
+
     def recover(self) -> int:
         """After a crash: requeue `predicting`, verify-then-resend `sending`. Returns the count."""
 
@@ -296,32 +294,36 @@ class Outbox:
         args: tuple[Any, ...] = ()
         if job_id is not None:
             query, args = query + " WHERE job_id = ?", (job_id,)
-        with self._lock:
-            rows = self._db.execute(query + " GROUP BY state", args).fetchall()
+        rows = self._store.read(lambda db: db.execute(query + " GROUP BY state", args).fetchall())
         found = dict(rows)
         return {state: int(found.get(state, 0)) for state in STATES}
 
     def jobs(self, limit: int = 50) -> list[Job]:
         """The newest jobs first."""
-        with self._lock:
-            rows = self._db.execute(
+        rows = self._store.read(
+            lambda db: db.execute(
                 "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
             ).fetchall()
+        )
         return [Job(*row) for row in rows]
 
     def job_details(self, job_id: str) -> dict[str, Any]:
         """Timing and the latest errors of one job."""
-        with self._lock:
-            finished, last = self._db.execute(
+
+        def work(db: sqlite3.Connection) -> tuple[Any, Any, list[Any]]:
+            finished, last = db.execute(
                 "SELECT SUM(state IN ('done', 'failed')), MAX(updated_at) FROM items"
                 " WHERE job_id = ?",
                 (job_id,),
             ).fetchone()
-            errors = self._db.execute(
+            errors = db.execute(
                 "SELECT task_id, state, error FROM items WHERE job_id = ? AND error IS NOT NULL"
                 " ORDER BY updated_at DESC LIMIT 10",
                 (job_id,),
             ).fetchall()
+            return finished, last, errors
+
+        finished, last, errors = self._store.read(work)
         return {
             "finished": int(finished or 0),
             "last_update": last,

@@ -92,6 +92,17 @@ class Settings:
         "unless legacy tokens are enabled.",
         secret=True,
     )
+    train_every: int = _setting(
+        1,
+        "RELAXML_TRAIN_EVERY",
+        "Annotation events (created, updated, deleted) needed to start a training run; "
+        "START_TRAINING always starts one.",
+    )
+    version_poll: float = _setting(
+        1.0,
+        "RELAXML_VERSION_POLL",
+        "Seconds between checks for a new current version (hot swap, rollback).",
+    )
     train_on: frozenset[str] = _setting(
         DEFAULT_TRAIN_ON,
         "RELAXML_TRAIN_ON",
@@ -106,6 +117,10 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.delivery not in (None, "inline", "background", "auto"):
             raise ValueError("delivery must be 'inline', 'background' or 'auto'")
+        if self.train_every < 1:
+            raise ValueError("train_every must be at least 1")
+        if self.version_poll <= 0:
+            raise ValueError("version_poll must be more than 0")
         if self.auto_inline_max < 0:
             raise ValueError("auto_inline_max must be 0 or more")
         if self.max_queue < 0:
@@ -154,7 +169,12 @@ class Settings:
 def _convert(name: str, env: str, raw: str) -> Any:
     if name == "train_on":
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if name in ("max_body_size", "max_concurrency", "max_queue", "auto_inline_max"):
+    if name == "version_poll":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{env}: expected a number, got {raw!r}") from None
+    if name in ("max_body_size", "max_concurrency", "max_queue", "auto_inline_max", "train_every"):
         try:
             return int(raw)
         except ValueError:

@@ -78,3 +78,48 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 red=True,
             )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def httpserver_tasks() -> Iterator[tuple[str, list[int]]]:
+    """A fake `GET /api/tasks` with 5 tasks, 2 per page; returns (url, pages requested)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    old, new = "2026-01-01T00:00:00Z", "2027-06-01T00:00:00.5Z"
+    tasks = [
+        {"id": 1, "annotations": [{"id": 11, "result": [], "created_at": old}]},
+        {"id": 2, "annotations": [{"id": 12, "was_cancelled": True, "created_at": old}]},
+        {"id": 3, "annotations": [{"id": 13, "result": [], "updated_at": old}]},
+        {"id": 4, "annotations": [{"id": 14, "result": [], "created_at": new}]},
+        {"id": 5, "annotations": []},
+    ]
+    pages: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            query = parse_qs(urlsplit(self.path).query)
+            page, size = int(query["page"][0]), int(query["page_size"][0])
+            pages.append(page)
+            chunk = tasks[(page - 1) * size : page * size]
+            status, body = (
+                (200, {"tasks": chunk, "total": 5}) if chunk else (404, {"detail": "Invalid page."})
+            )
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    server.shutdown()
+    server.server_close()
+    thread.join()

@@ -134,7 +134,7 @@ def test_restart_resumes_queued_and_unconfirmed_work(serve, fake, tmp_path):
     wait_for(lambda: job_of(first, job)["delivering"] == 20)
     first.__exit__(None, None, None)
     # A crash mid-send leaves items in "sending"; Label Studio may or may not have them.
-    db = sqlite3.connect(Path(data_dir) / "outbox.sqlite3")
+    db = sqlite3.connect(Path(data_dir) / "relaxml.sqlite3")
     db.execute("UPDATE items SET state = 'sending', next_at = 0 WHERE task_id <= 10")
     db.commit()
     db.close()

@@ -29,13 +29,13 @@ def test_replaying_the_whole_capture_gives_valid_json_answers(serve, captured):
             assert payload["status"] == "UP"
         elif request["path"] == "/versions":
             assert payload["versions"]
-    trainer = backend_of(client).trainer
-    deadline = time.monotonic() + 10
-    while any(run.state in ("queued", "running") for run in trainer.runs()):
+    store = backend_of(client).training_store
+    deadline = time.monotonic() + 15
+    while store.pending() or any(run.state == "running" for run in store.runs()):
         assert time.monotonic() < deadline
-        time.sleep(0.01)
-    assert trainer.runs()
-    assert all(run.state == "succeeded" for run in trainer.runs())
+        time.sleep(0.05)
+    assert store.runs()
+    assert all(run.state == "succeeded" for run in store.runs())
 
 
 def test_replay_is_fast(serve, captured):

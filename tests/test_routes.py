@@ -173,10 +173,10 @@ def test_a_new_version_from_fit_is_served_and_listed(serve, captured):
     client.post("/webhook", json=first(captured, "/webhook", action="START_TRAINING"))
     wait_for(lambda: client.get("/health").json()["model_version"] == "train-1")
     assert client.post("/setup", json={"project": "1.2"}).json() == {"model_version": "train-1"}
-    assert client.get("/versions").json() == {
-        "versions": ["train-0", "train-1"],
-        "current": "train-1",
-    }
+    versions = client.get("/versions").json()
+    assert versions["versions"] == ["train-0", "train-1"]
+    assert versions["current"] == "train-1"
+    assert versions["history"][1]["run"] == "run-1"
     tasks = {"tasks": [{"id": 1, "data": {}}]}
     assert client.post("/predict", json=tasks).json()["results"][0]["model_version"] == "train-1"
 
@@ -199,13 +199,19 @@ def test_events_during_a_run_coalesce_into_one_follow_up(serve, captured):
     model = backend_of(client).model
     model.gate.clear()
     hook = first(captured, "/webhook", action="ANNOTATION_CREATED")
-    jobs = {client.post("/webhook", json=hook).json()["job"] for _ in range(50)}
-    assert len(jobs) == 2
+    client.post("/webhook", json=hook)
+    assert model.started.wait(5)
+    jobs = {client.post("/webhook", json=hook).json()["job"] for _ in range(49)}
+    assert len(jobs) == 49  # each event is queued and acknowledged...
     model.gate.set()
-    trainer = backend_of(client).trainer
-    wait_for(lambda: all(r.state == "succeeded" for r in trainer.runs()))
+    store = backend_of(client).training_store
+    wait_for(lambda: not store.pending() and all(r.state != "running" for r in store.runs()))
+    runs = store.runs()
+    assert len(runs) == 2  # ...but they make one follow-up run, not 49
+    assert [r.events for r in reversed(runs)] == [1, 49]
     assert len(model.events) == 2
-    assert [r.events for r in trainer.runs()] == [1, 49]
+    assert len(model.events[1].annotations) == 49  # the follow-up sees every annotation
+    assert model.events[1].coalesced == 49
 
 
 def test_a_failed_run_is_recorded_and_serving_goes_on(serve, captured):

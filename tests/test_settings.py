@@ -62,6 +62,8 @@ def test_every_setting_is_described():
         "data_dir",
         "label_studio_url",
         "label_studio_api_key",
+        "train_every",
+        "version_poll",
     }
     for name, env, _default, doc in rows:
         assert env in ("RELAXML_" + name.upper(), name.upper())
