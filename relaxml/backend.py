@@ -29,6 +29,7 @@ from .events import (
 )
 from .keeper import ModelKeeper
 from .leader import LeaderLock
+from .media import MediaFetcher
 from .metrics import Metrics
 from .model import LabelStudioModel
 from .outbox import Item, Job, Outbox
@@ -70,6 +71,7 @@ class Backend:
         )
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
         data_dir = Path(settings.data_dir)
+        self._media: dict[tuple[str, str | None] | None, MediaFetcher] = {}
         database = data_dir / FILENAME
         self.leader = LeaderLock(data_dir / "leader.lock")
         self.outbox = Outbox(database)
@@ -150,6 +152,8 @@ class Backend:
         self.outbox.close()
         self.training_store.close()
         self.versions.close()
+        for fetcher in self._media.values():
+            fetcher.close()
         self.clients.close()
 
     @property
@@ -183,6 +187,7 @@ class Backend:
             label_config=request.label_config or project.label_config,
             interactive=request.context,
             params={k: v for k, v in request.params.items() if k not in _SECRET_PARAMS},
+            media=self.media_for(project),
         )
         results: list[Entry] = []
         if not request.tasks:
@@ -259,7 +264,11 @@ class Backend:
             label_config=job.label_config,
             hostname=job.hostname,
         )
-        context = Context(project=project, label_config=job.label_config or project.label_config)
+        context = Context(
+            project=project,
+            label_config=job.label_config or project.label_config,
+            media=self.media_for(project),
+        )
         tasks: list[Task] = []
         results: dict[int, list[Any] | str] = {}
         for item in items:
@@ -278,6 +287,27 @@ class Backend:
         for task, entry in zip(tasks, entries, strict=True):
             results[task.id] = entry if isinstance(entry, list) else [entry]
         return results
+
+    def media_for(self, project: Project) -> MediaFetcher:
+        """The media fetcher for a project's Label Studio (shared per URL and key)."""
+        try:
+            client: LabelStudioClient | None = self.clients.get(
+                project.hostname, project.access_token
+            )
+        except LabelStudioError:
+            client = None
+        key = (client.url, client.api_key) if client else None
+        fetcher = self._media.get(key)
+        if fetcher is None:
+            root = self.settings.local_files_root
+            fetcher = self._media[key] = MediaFetcher(
+                client,
+                Path(self.settings.data_dir) / "media",
+                max_bytes=self.settings.media_max_bytes,
+                cache_bytes=self.settings.media_cache_bytes,
+                local_files_root=Path(root) if root else None,
+            )
+        return fetcher
 
     def _client_for_job(self, job: Job) -> LabelStudioClient:
         known = self.projects.get(job.project_uid)

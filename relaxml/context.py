@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .projects import Project
+from .protocol import Task
+
+if TYPE_CHECKING:
+    from .media import MediaFetcher
 
 
 @dataclass(frozen=True)
@@ -17,12 +22,26 @@ class Context:
     - `interactive`: the regions an annotator just drew with a smart tool (Label Studio's
       `params.context`), or None for ordinary calls.
     - `params`: the raw `params` object of the request, credentials removed.
+    - `media`: the `MediaFetcher` for the project's Label Studio; `local_path` uses it.
     """
 
     project: Project
     label_config: str | None = None
     interactive: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    media: MediaFetcher | None = field(default=None, repr=False, compare=False)
+
+    def local_path(self, value: str, task: Task | int | None = None) -> Path:
+        """The local file a task-data value points to (`/data/upload/…`, local files, `s3://…`,
+        plain URLs), downloaded through the cache when needed. Blocking.
+
+        Pass the task (or its id) for cloud-storage URIs. Raises `relaxml.media.MediaError`
+        with what to fix when the file cannot be had.
+        """
+        if self.media is None:
+            raise RuntimeError("no media fetcher: local_path works while relaxml serves the model")
+        task_id = task.id if isinstance(task, Task) else task
+        return self.media.path(value, task_id=task_id)
 
     @property
     def is_interactive(self) -> bool:

@@ -92,6 +92,20 @@ class Settings:
         "unless legacy tokens are enabled.",
         secret=True,
     )
+    local_files_root: str | None = _setting(
+        None,
+        "LOCAL_FILES_DOCUMENT_ROOT",
+        "Where Label Studio's LOCAL_FILES_DOCUMENT_ROOT is mounted here: local files are then "
+        "read from disk instead of downloaded.",
+    )
+    media_max_bytes: int = _setting(
+        512 * MiB, "RELAXML_MEDIA_MAX_BYTES", "Largest file `local_path` downloads, in bytes."
+    )
+    media_cache_bytes: int = _setting(
+        2048 * MiB,
+        "RELAXML_MEDIA_CACHE_BYTES",
+        "Size cap of the download cache (in the data directory's media/ folder), in bytes.",
+    )
     train_every: int = _setting(
         1,
         "RELAXML_TRAIN_EVERY",
@@ -174,7 +188,15 @@ def _convert(name: str, env: str, raw: str) -> Any:
             return float(raw)
         except ValueError:
             raise ValueError(f"{env}: expected a number, got {raw!r}") from None
-    if name in ("max_body_size", "max_concurrency", "max_queue", "auto_inline_max", "train_every"):
+    if name in (
+        "max_body_size",
+        "max_concurrency",
+        "max_queue",
+        "auto_inline_max",
+        "train_every",
+        "media_max_bytes",
+        "media_cache_bytes",
+    ):
         try:
             return int(raw)
         except ValueError:

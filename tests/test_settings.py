@@ -64,7 +64,10 @@ def test_every_setting_is_described():
         "label_studio_api_key",
         "train_every",
         "version_poll",
+        "local_files_root",
+        "media_max_bytes",
+        "media_cache_bytes",
     }
     for name, env, _default, doc in rows:
-        assert env in ("RELAXML_" + name.upper(), name.upper())
+        assert env in ("RELAXML_" + name.upper(), name.upper(), "LOCAL_FILES_DOCUMENT_ROOT")
         assert doc

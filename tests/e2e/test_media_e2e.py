@@ -204,3 +204,30 @@ def test_a_cloud_uri_without_a_storage_is_not_found(media_project, connect, make
     with pytest.raises(MediaError, match="no cloud storage") as caught:
         make(connect()).path("s3://no-such-bucket/a.png", task_id=media_project.task_id)
     assert caught.value.status_code == 404
+
+
+def test_a_served_model_downloads_and_predicts_on_the_images(
+    media_project, label_studio, backend_factory, free_port, tmp_path
+):
+    """Upload (red) and Local Files (green) images, fetched by a model behind `relaxml serve`."""
+    from .test_serving import serve
+
+    ls = label_studio
+    project_id = ls.get_task(media_project.task_id)["project"]
+    backend = serve(
+        backend_factory,
+        free_port,
+        "tests/e2e/image_model.py:ColourOfImage",
+        env={"RELAXML_DATA_DIR": str(tmp_path), "LABEL_STUDIO_API_KEY": ls.token},
+    )
+    ls.register_ml_backend(project_id, backend.url)
+    ls.retrieve_predictions(project_id)
+    predictions = [
+        p for p in ls.list_predictions(project_id=project_id) if p["model_version"] == "colour-1"
+    ]
+    labels = {p["task"]: p["result"][0]["value"]["choices"][0] for p in predictions}
+    values = task_values(ls, project_id)
+    assert len(labels) == len(values) == 3
+    for task_id, value in values.items():
+        assert labels[task_id] == ("cat" if "upload" in value else "dog"), value
+    assert any((tmp_path / "media").rglob("*.png"))  # downloads went through the cache
