@@ -6,6 +6,7 @@ It speaks in decoded JSON bodies and plain dicts; `app.py` does the HTTP around 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -168,6 +169,7 @@ class Backend:
             "v2": True,
             "model_class": self.name,
             "model_version": self.model_version,
+            "worker": os.getpid(),
         }
 
     async def setup(self, body: object) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -29,6 +30,7 @@ def test_health(serve, path):
         "v2": True,
         "model_class": "Echo",
         "model_version": "echo-1",
+        "worker": os.getpid(),
     }
 
 

@@ -10,15 +10,23 @@ Label config (any Text + Choices pair works; the first Choices on a Text is used
       </Choices>
     </View>
 
-Before any training it leans on a tiny seed lexicon. Each annotation Label Studio reports
-(ANNOTATION_CREATED / UPDATED, or the legacy /train) becomes a training example; every `fit`
-refits the word counts and returns a new model version, so Label Studio re-predicts.
+Before any training it leans on a tiny seed lexicon. Training:
+
+- "Start Training" (START_TRAINING) refits on every annotated task of the project, fetched
+  from Label Studio's API (set LABEL_STUDIO_API_KEY);
+- annotation events (ANNOTATION_CREATED / UPDATED, the legacy /train) add the annotations they
+  carry, without any API call.
+
+Each fit that changes the examples returns a new version (nb-1, nb-2, ...), so Label Studio
+re-predicts; `save` and `load` keep the examples, so restarts, other workers and rollbacks
+serve the trained model.
 
 Serve it:  relaxml serve examples/sentiment/model.py:NaiveBayesSentiment
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -26,6 +34,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from relaxml import Context, LabelStudioModel, Prediction, Task, TrainingEvent
 
@@ -100,6 +109,7 @@ class NaiveBayesSentiment(LabelStudioModel):
 
     def __init__(self) -> None:
         self.examples: dict[int, tuple[str, str]] = {}  # task id -> (text, label)
+        self.generation = 0
         self.lock = threading.Lock()
         self.counts = self.fit_counts({})
 
@@ -152,8 +162,13 @@ class NaiveBayesSentiment(LabelStudioModel):
             return None
         target = target_of(event.label_config)
         with self.lock:
-            examples = dict(self.examples)
-            for task in event.tasks:
+            if event.action == "START_TRAINING" and event.label_studio is not None:
+                examples = {}  # a full refit on everything annotated in Label Studio
+                tasks = list(event.annotated_tasks())
+            else:
+                examples = dict(self.examples)
+                tasks = event.tasks
+            for task in tasks:
                 task_id, text = task.get("id"), task.get("data", {}).get(target.data_key)
                 annotations = [*event.annotations, *task.get("annotations", [])]
                 labels = chosen_labels(annotations, target.from_name, task_id)
@@ -163,4 +178,15 @@ class NaiveBayesSentiment(LabelStudioModel):
                 return None
             self.examples = examples
             self.counts = self.fit_counts(examples)
-            return f"nb-{len(examples)}"
+            self.generation += 1
+            return f"nb-{self.generation}"
+
+    def save(self, path: Path) -> None:
+        state = {"generation": self.generation, "examples": self.examples}
+        (path / "examples.json").write_text(json.dumps(state))
+
+    def load(self, path: Path) -> None:
+        state = json.loads((path / "examples.json").read_text())
+        self.generation = state["generation"]
+        self.examples = {int(k): (v[0], v[1]) for k, v in state["examples"].items()}
+        self.counts = self.fit_counts(self.examples)

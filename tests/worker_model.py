@@ -1,0 +1,33 @@
+"""A model for the multi-worker test: each `fit` appends a line to `RELAXML_TEST_FITS`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from relaxml import Context, LabelStudioModel, Prediction, Task, TrainingEvent
+
+
+class Tally(LabelStudioModel):
+    model_version = "tally-0"
+
+    def __init__(self) -> None:
+        self.fits = 0
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        return [Prediction(result=[], score=float(self.fits)) for _ in tasks]
+
+    def fit(self, event: TrainingEvent) -> str | None:
+        time.sleep(float(os.environ.get("RELAXML_TEST_FIT_SECONDS", "0")))
+        with open(os.environ["RELAXML_TEST_FITS"], "a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()} {event.coalesced}\n")
+        self.fits += 1
+        return f"tally-{self.fits}"
+
+    def save(self, path: Path) -> None:
+        (path / "fits.json").write_text(json.dumps(self.fits))
+
+    def load(self, path: Path) -> None:
+        self.fits = json.loads((path / "fits.json").read_text())
