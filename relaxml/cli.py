@@ -26,6 +26,17 @@ def main() -> None:
     """relaxml: put any model behind Label Studio."""
 
 
+_data_dir_option = click.option(
+    "--data-dir",
+    envvar="RELAXML_DATA_DIR",
+    show_envvar=True,
+    default="relaxml-data",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory of relaxml's database (outbox, training queue, versions) and artifacts.",
+)
+
+
 @main.command()
 @click.argument("target")
 @click.option(
@@ -100,15 +111,7 @@ def main() -> None:
     type=click.Choice(("auto", "inline", "background")),
     help="How predictions reach Label Studio. Default: the model's `delivery` (auto).",
 )
-@click.option(
-    "--data-dir",
-    envvar="RELAXML_DATA_DIR",
-    show_envvar=True,
-    default="relaxml-data",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Directory of the outbox database (background predictions) and other state.",
-)
+@_data_dir_option
 def serve(
     target: str,
     host: str,
@@ -187,17 +190,6 @@ def serve(
 @main.group()
 def versions() -> None:
     """List the model versions of a data directory, or choose the one to serve."""
-
-
-_data_dir_option = click.option(
-    "--data-dir",
-    envvar="RELAXML_DATA_DIR",
-    show_envvar=True,
-    default="relaxml-data",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="The data directory of the relaxml server.",
-)
 
 
 def _store(data_dir: str) -> VersionStore:

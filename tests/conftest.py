@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,18 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield start
     for client in clients:
         client.__exit__(None, None, None)
+
+
+def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
 
 
 def backend_of(client: TestClient) -> Any:

@@ -12,7 +12,7 @@ import pytest
 
 from relaxml import Context, Prediction, Task
 
-from .conftest import backend_of
+from .conftest import backend_of, wait_for
 from .fake_label_studio import FakeLabelStudio
 from .models import Echo, choice
 
@@ -39,17 +39,6 @@ def fake() -> Iterator[FakeLabelStudio]:
     server = FakeLabelStudio()
     yield server
     server.close()
-
-
-def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def setup(client: Any, fake: FakeLabelStudio, token: str | None = None) -> None:

@@ -9,16 +9,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import backend_of, first
+from .conftest import backend_of, first, wait_for
 from .models import Echo, Slow, Trainable
-
-
-def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("path", ["/", "/health"])

@@ -16,19 +16,8 @@ from relaxml.cli import main
 from relaxml.client import LabelStudioClient
 from relaxml.trainingdata import annotated_tasks
 
-from .conftest import backend_of, first
+from .conftest import backend_of, first, wait_for
 from .models import Trainable, choice
-
-
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 class Counter(LabelStudioModel):
