@@ -157,13 +157,14 @@ class ControlTag:
         """The label a model's class `name` maps to, or None.
 
         Tried in order: a label listing `name` in `predicted_values`; a label whose value or
-        alias is exactly `name`; then the same, ignoring case.
+        alias is exactly `name`; then all of these, ignoring case.
         """
         return match_label(self.all_labels(), name)
 
 
 def match_label(labels: Iterable[Label], name: str) -> Label | None:
-    """The label `name` maps to: by `predicted_values`, then exact value or alias, then any case."""
+    """The label `name` maps to: by `predicted_values`, then exact value or alias, then any case
+    (value, alias or predicted value)."""
     candidates = list(labels)
     for label in candidates:
         if name in label.predicted_values:
@@ -173,6 +174,7 @@ def match_label(labels: Iterable[Label], name: str) -> Label | None:
             return label
     folded = name.casefold()
     for label in candidates:
-        if folded in (label.value.casefold(), (label.alias or "").casefold()):
+        names = (label.value, label.alias or "", *label.predicted_values)
+        if folded in (n.casefold() for n in names):
             return label
     return None

@@ -261,3 +261,14 @@ def test_xml_declaration_comments_and_entities_of_xml_itself():
     )
     assert config.control("c").label_names == ("A & B",)
     assert config.control("c").line == 5
+
+
+def test_case_insensitive_matching_includes_predicted_values():
+    config = parse_label_config(
+        '<View><Text name="t" value="$t"/><Choices name="c" toName="t">'
+        '<Choice value="Vehicle" predicted_values="car"/><Choice value="CAR-PARK"/>'
+        "</Choices></View>"
+    )
+    vehicle, park = config.control("c").labels
+    assert config.control("c").match_label("CAR") is vehicle
+    assert config.control("c").match_label("car-park") is park
