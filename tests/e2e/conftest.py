@@ -87,7 +87,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def backend_factory(tmp_path: Path) -> Iterator[BackendFactory]:
-    """Start ML backend processes with `run_backend`; all of them are stopped when the test ends."""
+    """Start ML backend processes with `run_backend`; all of them are stopped when the test ends.
+
+    Each gets its own `RELAXML_DATA_DIR` under the test's tmp_path unless `env` names one.
+    """
     started: list[BackendProcess] = []
 
     def start(
@@ -96,9 +99,10 @@ def backend_factory(tmp_path: Path) -> Iterator[BackendFactory]:
         port: int,
         log_path: Path | None = None,
     ) -> BackendProcess:
-        backend = run_backend(
-            argv, env, port, log_path or tmp_path / f"backend-{len(started) + 1}.log"
-        )
+        number = len(started) + 1
+        # A fresh data directory per backend unless the test shares one on purpose.
+        env = {"RELAXML_DATA_DIR": str(tmp_path / f"data-{number}"), **env}
+        backend = run_backend(argv, env, port, log_path or tmp_path / f"backend-{number}.log")
         started.append(backend)
         return backend
 
