@@ -85,6 +85,11 @@ class ResultBuilderBase:
             knowing = [c for c in candidates if all(self._knows(c, label) for label in labels)]
             if len(knowing) == 1:
                 return knowing[0]
+            if not knowing:
+                known = "; ".join(f"{c.name!r}: {', '.join(c.label_names)}" for c in candidates)
+                raise UnknownLabelError(
+                    f"no {wanted} control has the label(s) {list(labels)}; their labels: {known}"
+                )
         if len(candidates) > 1:
             names = ", ".join(repr(c.name) for c in candidates)
             raise ResultError(

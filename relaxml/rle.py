@@ -275,7 +275,11 @@ def _chunks(rle: Sequence[int] | bytes) -> tuple[int, list[int], list[int]]:
 
 
 def decode_rle(rle: Sequence[int] | bytes) -> list[int]:
-    """Decode brush RLE bytes into the flat list of RGBA values (4 per pixel)."""
+    """Decode brush RLE bytes into the flat list of RGBA values (4 per pixel).
+
+    The output has as many values as the header declares: check `rle_length(rle)` first when
+    the stream is untrusted (`rle_to_mask` and `rle_to_array` do).
+    """
     _, values, repeats = _chunks(rle)
     out: list[int] = []
     for value, times in zip(values, repeats, strict=True):
@@ -291,9 +295,13 @@ def _shape_check(count: int, width: int, height: int) -> None:
 
 
 def rle_to_mask(rle: Sequence[int] | bytes, width: int, height: int) -> list[list[int]]:
-    """Decode brush RLE into `height` rows of `width` alpha values (0..255)."""
+    """Decode brush RLE into `height` rows of `width` alpha values (0..255).
+
+    The header is checked against the size first, so a stream declaring more values than the
+    image holds is refused before anything is decoded.
+    """
+    _shape_check(rle_length(rle), width, height)
     flat = decode_rle(rle)
-    _shape_check(len(flat), width, height)
     alpha = flat[3::4]
     return [alpha[row * width : (row + 1) * width] for row in range(height)]
 
@@ -303,7 +311,7 @@ def rle_to_array(rle: Sequence[int] | bytes, width: int, height: int) -> Any:
     np = _numpy()
     if np is None:  # pragma: no cover - numpy is in the dev extra
         raise ImportError("rle_to_array needs numpy: pip install 'relaxml[numpy]'")
-    count, values, repeats = _chunks(rle)
-    _shape_check(count, width, height)
+    _shape_check(rle_length(rle), width, height)
+    _, values, repeats = _chunks(rle)
     flat = np.repeat(np.asarray(values, dtype=np.uint8), np.asarray(repeats, dtype=np.int64))
     return flat.reshape(height, width, 4)

@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 
 from . import rle
 from .labelconfig import LabelConfig, LabelConfigError, parse_label_config
+from .prediction import Prediction
 from .tags import ControlTag, Label
 
 __all__ = ["Problem", "check_prediction", "check_result"]
@@ -43,11 +44,16 @@ class Problem:
         return self.message if self.index is None else f"result[{self.index}]: {self.message}"
 
 
-def check_prediction(config: str | LabelConfig, prediction: Mapping[str, Any]) -> list[Problem]:
-    """Check one prediction (`{"result": [...], "score": ..., "model_version": ...}`).
+def check_prediction(
+    config: str | LabelConfig, prediction: Mapping[str, Any] | Prediction
+) -> list[Problem]:
+    """Check one prediction (`{"result": [...], "score": ..., "model_version": ...}` or a
+    `Prediction`).
 
     `config` is the labeling config string (parsed once and cached) or a `LabelConfig`.
     """
+    if isinstance(prediction, Prediction):
+        prediction = {"result": prediction.result, "score": prediction.score}
     if not isinstance(prediction, Mapping):
         return [Problem("bad-shape", f"a prediction must be a dict, got {type(prediction)}")]
     problems: list[Problem] = []

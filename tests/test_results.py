@@ -314,8 +314,19 @@ def test_several_controls_pick_by_label_or_from_name():
     )
     assert build.rectangle((0, 0, 1, 1), "car", image_size=(10, 10))["from_name"] == "vehicles"
     assert build.rectangle((0, 0, 1, 1), "person", image_size=(10, 10))["from_name"] == "people"
-    with pytest.raises(ResultError, match="several rectanglelabels, rectangle controls"):
+    with pytest.raises(UnknownLabelError, match=r"no rectanglelabels, rectangle control has"):
         build.rectangle((0, 0, 1, 1), "dog", image_size=(10, 10))
+    twins = ResultBuilder(
+        """<View><Image name="img" value="$image"/>
+        <RectangleLabels name="a" toName="img"><Label value="Car"/></RectangleLabels>
+        <RectangleLabels name="b" toName="img"><Label value="Car"/></RectangleLabels>
+        </View>"""
+    )
+    with pytest.raises(ResultError, match=r"several rectanglelabels, rectangle controls \('a'"):
+        twins.rectangle((0, 0, 1, 1), "Car", image_size=(10, 10))
+    assert (
+        twins.rectangle((0, 0, 1, 1), "Car", image_size=(10, 10), from_name="b")["from_name"] == "b"
+    )
     with pytest.raises(ResultError, match="is not one of: choices"):
         build.choices("x", from_name="people")
 

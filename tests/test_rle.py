@@ -121,6 +121,15 @@ def test_header_count_must_match_the_chunks():
         decode_rle(_stream(header + overflow))
 
 
+def test_a_huge_header_is_refused_before_decoding():
+    header = [(2**31, 32), (7, 5), (2, 4), (3, 4), (7, 4), (15, 4)]
+    huge = _stream(header + [(1, 1), (3, 2), (65535, 16), (255, 8)] * 4)
+    with pytest.raises(RLEError, match="not 10x10x4"):
+        rle_to_mask(huge, 10, 10)
+    with pytest.raises(RLEError, match="not 10x10x4"):
+        rle_to_array(huge, 10, 10)
+
+
 def test_shape_must_match():
     data = mask_to_rle([[1, 2, 3]])
     with pytest.raises(RLEError, match=r"not 2x2x4"):

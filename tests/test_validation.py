@@ -76,6 +76,7 @@ def test_a_good_prediction_has_no_problems():
     build.datetime("2024-01-01T10:00")
     build.taxonomy([["Animal", "Dog"]])
     build.relation(car, person, "knows")
+    assert check_prediction(CONFIG, build.prediction(score=0.9)) == []
     assert check_prediction(CONFIG, build.prediction(score=0.9).__dict__) == []
     assert check_result(build.config, build.result) == []
 
