@@ -20,7 +20,7 @@ from .batching import MicroBatcher
 from .client import LabelStudioClient, LabelStudioError
 from .context import Context
 from .delivery import Deliverer
-from .errors import HTTPError, ModelError, describe
+from .errors import HTTPError, ModelError, ModelOutputError, describe
 from .events import (
     START_TRAINING,
     RunControl,
@@ -42,6 +42,7 @@ from .settings import Settings
 from .sqlite import FILENAME
 from .training import Trainer
 from .trainingstore import TrainingStore
+from .validation import check_result
 from .versions import VersionStore
 
 logger = logging.getLogger("relaxml")
@@ -64,6 +65,7 @@ class Backend:
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
         self._inline_warning = -1e9
+        self._warned: set[str] = set()
         self._task_group = task_group
         self.metrics = metrics or Metrics()
         self.projects = ProjectRegistry()
@@ -255,7 +257,33 @@ class Backend:
         except Exception as exc:
             logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)
             raise ModelError(f"{self.name}.predict raised {describe(exc)}") from None
-        return normalize(output, len(tasks), model_version=version, source=f"{self.name}.predict")
+        entries = normalize(
+            output, len(tasks), model_version=version, source=f"{self.name}.predict"
+        )
+        if self.settings.validate != "off" and context.label_config:
+            self._check(tasks, entries, context.label_config)
+        return entries
+
+    def _check(self, tasks: list[Task], entries: list[Entry], label_config: str) -> None:
+        """Check predictions against the label config: warn once per problem, or refuse."""
+        for task, entry in zip(tasks, entries, strict=True):
+            for prediction in entry if isinstance(entry, list) else [entry]:
+                problems = check_result(label_config, prediction["result"])
+                if not problems:
+                    continue
+                text = f"{self.name}.predict, task {task.id}: {problems[0]}"
+                if len(problems) > 1:
+                    text += f" (and {len(problems) - 1} more)"
+                if self.settings.validate == "error" and problems[0].code != "bad-config":
+                    raise ModelOutputError(f"{text}; Label Studio's editor would drop it")
+                key = f"{problems[0].code}:{problems[0].message}"
+                if key not in self._warned and len(self._warned) < 1000:
+                    self._warned.add(key)
+                    logger.warning(
+                        "%s; Label Studio's editor drops such items "
+                        "(RELAXML_VALIDATE=error refuses them)",
+                        text,
+                    )
 
     async def _predict_items(self, job: Job, items: list[Item]) -> dict[int, list[Any] | str]:
         """Predict claimed outbox items; one failing task does not fail the others."""

@@ -106,6 +106,13 @@ class Settings:
         "RELAXML_MEDIA_CACHE_BYTES",
         "Size cap of the download cache (in the data directory's media/ folder), in bytes.",
     )
+    validate: str = _setting(
+        "warn",
+        "RELAXML_VALIDATE",
+        "Check each prediction against the project's label config (unknown names, types and "
+        "labels, coordinates outside 0-100, missing original size): 'warn' logs each kind of "
+        "problem once, 'error' answers 500, 'off' skips the check.",
+    )
     train_every: int = _setting(
         1,
         "RELAXML_TRAIN_EVERY",
@@ -131,6 +138,8 @@ class Settings:
                 raise ValueError(f"{name} must be at least 1")
         if self.delivery not in (None, "inline", "background", "auto"):
             raise ValueError("delivery must be 'inline', 'background' or 'auto'")
+        if self.validate not in ("warn", "error", "off"):
+            raise ValueError("validate must be 'warn', 'error' or 'off'")
         if self.train_every < 1:
             raise ValueError("train_every must be at least 1")
         if self.version_poll <= 0:

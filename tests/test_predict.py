@@ -238,3 +238,39 @@ def test_an_empty_model_version_stops_startup():
 
     with pytest.raises(TypeError, match="model_version must be a non-empty string"):
         TestClient(create_app(NoVersion)).__enter__()
+
+
+CONFIG = """<View><Text name="text" value="$text"/>
+<Choices name="sentiment" toName="text">
+<Choice value="positive"/><Choice value="negative"/>
+</Choices></View>"""
+
+
+def unknown_label(tasks):
+    region = {"from_name": "sentiment", "to_name": "text", "type": "choices"}
+    return [{"result": [{**region, "value": {"choices": ["meh"]}}]} for _ in tasks]
+
+
+def test_predictions_that_do_not_fit_the_config_are_warned_about_once(serve, caplog):
+    client = serve(scripted(unknown_label))
+    request = {**body(1, 2), "label_config": CONFIG}
+    for _ in range(3):
+        assert client.post("/predict", json=request).status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if "editor drops" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "Squirrel.predict, task 1" in warnings[0]
+    assert "meh" in warnings[0]
+
+
+def test_validate_error_refuses_them(serve):
+    client = serve(scripted(unknown_label), validate="error")
+    answer = client.post("/predict", json={**body(1), "label_config": CONFIG})
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "model_output"
+    assert "meh" in answer.json()["detail"]
+
+
+def test_validate_off_skips_the_check(serve, caplog):
+    client = serve(scripted(unknown_label), validate="off")
+    assert client.post("/predict", json={**body(1), "label_config": CONFIG}).status_code == 200
+    assert not [r for r in caplog.records if "editor drops" in r.getMessage()]
