@@ -2,9 +2,10 @@
 
 It parses the JSON body, checks that `tasks` is a list of task objects (answering 400
 otherwise), runs the same sync predict as relaxml's `Trivial` in a worker thread (a sync model
-must not block the event loop, or `/health` stalls), and answers the same response shape.
-It runs under uvicorn with uvicorn's defaults (1 worker, one access-log line per request),
-like `relaxml serve` (one log line per request of its own).
+must not block the event loop, or `/health` stalls), one call at a time (the model need not be
+thread-safe, as relaxml promises by default), and answers the same response shape. It runs
+under uvicorn with uvicorn's defaults (1 worker, one access-log line per request), like
+`relaxml serve` (one log line per request of its own).
 
     python bench/floor.py --port 9091
 """
@@ -12,12 +13,15 @@ like `relaxml serve` (one log line per request of its own).
 from __future__ import annotations
 
 import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import trivial
 import uvicorn
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -43,15 +47,22 @@ async def predict_endpoint(request: Request) -> JSONResponse:
         for t in tasks
     ):
         return JSONResponse({"error": "'tasks' must be a list of tasks"}, status_code=400)
-    results = await run_in_threadpool(predict, tasks)
+    results = await anyio.to_thread.run_sync(predict, tasks, limiter=request.app.state.one_call)
     return JSONResponse({"results": results, "model_version": trivial.MODEL_VERSION})
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    app.state.one_call = anyio.CapacityLimiter(1)  # one predict call at a time
+    yield
 
 
 app = Starlette(
     routes=[
         Route("/health", health, methods=["GET"]),
         Route("/predict", predict_endpoint, methods=["POST"]),
-    ]
+    ],
+    lifespan=lifespan,
 )
 
 

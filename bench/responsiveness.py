@@ -57,6 +57,7 @@ def run(suite: Suite) -> dict[str, Any]:
 def measure(suite: Suite, server: Server, tasks: int, idle_seconds: int) -> dict[str, Any]:
     """/health when idle, then during one bulk request of `tasks` slow tasks."""
     health = server.url("/health")
+    suite.load.run(health, None, 1, 1)  # warm-up, not recorded
     idle = suite.load.run(health, None, 1, idle_seconds)
     answer: dict[str, Any] = {}
     bulk = threading.Thread(target=_bulk, args=(server, tasks, answer), daemon=True)
