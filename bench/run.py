@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     load_start = report.load_average()
+    machine = report.machine()  # before this process pins itself to the load generator's CPU
     workdir = Path(tempfile.mkdtemp(prefix="relaxml-bench-"))
     pinning = Pinning.detect()
     if pinning.client is not None:
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "mode": "quick" if args.quick else "full",
         "seconds": round(time.perf_counter() - started, 1),
-        "machine": report.machine(),
+        "machine": machine,
         "relaxml": report.relaxml_source(),
         "load_generator": {
             "name": suite.load.name,
