@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +14,13 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from .access import ClientPool
+from .background import BackgroundPredictions
 from .batching import MicroBatcher
+from .checks import ConfigCheck
 from .client import LabelStudioClient, LabelStudioError
 from .context import Context
 from .delivery import Deliverer
-from .errors import HTTPError, ModelError, ModelOutputError, describe
+from .errors import HTTPError, ModelError, describe
 from .events import (
     START_TRAINING,
     RunControl,
@@ -33,16 +33,15 @@ from .leader import LeaderLock
 from .media import MediaFetcher
 from .metrics import Metrics
 from .model import LabelStudioModel
-from .outbox import Item, Job, Outbox
-from .prediction import Entry, TaskOutput, normalize
+from .outbox import Outbox
+from .prediction import Entry, normalize
 from .projects import Project, ProjectRegistry
-from .protocol import PredictRequest, Task, parse_predict, parse_setup, parse_task
+from .protocol import Task, parse_predict, parse_setup
 from .scheduler import Scheduler, chunked
 from .settings import Settings
 from .sqlite import FILENAME
 from .training import Trainer
 from .trainingstore import TrainingStore
-from .validation import check_result
 from .versions import VersionStore
 
 logger = logging.getLogger("relaxml")
@@ -64,8 +63,7 @@ class Backend:
         self.settings = settings
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
-        self._inline_warning = -1e9
-        self._warned: set[str] = set()
+        self.check = ConfigCheck(settings.validate, f"{self.name}.predict")
         self._task_group = task_group
         self.metrics = metrics or Metrics()
         self.projects = ProjectRegistry()
@@ -80,12 +78,24 @@ class Backend:
         self.outbox = Outbox(database)
         self.training_store = TrainingStore(database)
         self.versions = VersionStore(database)
+        self.background = BackgroundPredictions(
+            settings=settings,
+            delivery=self.delivery,
+            outbox=self.outbox,
+            projects=self.projects,
+            clients=self.clients,
+            run_model=self._run_model,
+            media_for=self.media_for,
+            version=lambda: self.model_version,
+            name=self.name,
+            wake=lambda: self.deliverer.wake(),
+        )
         self.keeper = ModelKeeper(model, self.versions, data_dir, adopt=self._adopt)
         self.deliverer = Deliverer(
             self.outbox,
             self.leader,
-            predict=self._predict_items,
-            client_for=self._client_for_job,
+            predict=self.background.predict_items,
+            client_for=self.background.client_for,
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
         )
@@ -123,7 +133,7 @@ class Backend:
         return self.keeper.model
 
     def _adopt(self, model: LabelStudioModel) -> None:
-        model._relaxml_sender = self._send_from_model  # type: ignore[attr-defined]
+        model._relaxml_sender = self.background.send  # type: ignore[attr-defined]
 
     def _control_for(self, event: TrainingEvent) -> RunControl:
         project = next((p for p in self.projects.all() if p.id == event.project_id), None)
@@ -196,8 +206,8 @@ class Backend:
         results: list[Entry] = []
         if not request.tasks:
             return {"results": results, "model_version": self.model_version}
-        if await self._in_background(request, project):
-            return await self._enqueue(request, project, context)
+        if await self.background.wanted(request, project):
+            return await self.background.enqueue(request, project, context)
         async with self.scheduler.admit():
             for chunk in chunked(request.tasks, self.model.max_batch_size):
                 run = self.batcher.submit if self.batcher else self._run_model
@@ -208,42 +218,6 @@ class Backend:
                     raise
         self.metrics.inc("relaxml_tasks_predicted_total", len(results), mode="inline")
         return {"results": results, "model_version": self.model_version}
-
-    async def _in_background(self, request: PredictRequest, project: Project) -> bool:
-        if self.delivery == "inline" or request.is_interactive:
-            return False
-        if self.delivery == "background":
-            return True
-        if len(request.tasks) <= self.settings.auto_inline_max:
-            return False
-        problem = await anyio.to_thread.run_sync(
-            self.clients.problem, project.hostname, project.access_token, project.id
-        )
-        if problem and time.monotonic() - self._inline_warning > 300:
-            self._inline_warning = time.monotonic()
-            logger.warning(
-                "answering %d tasks inline: background delivery needs Label Studio's API (%s)",
-                len(request.tasks),
-                problem,
-            )
-        return problem is None
-
-    async def _enqueue(
-        self, request: PredictRequest, project: Project, context: Context
-    ) -> dict[str, Any]:
-        job, count = await anyio.to_thread.run_sync(
-            lambda: self.outbox.add_job(
-                project_uid=project.uid,
-                project_id=project.id or request.tasks[0].project_id,
-                model_version=self.model_version,
-                label_config=context.label_config,
-                hostname=project.hostname,
-                tasks=[task.raw or {"id": task.id, "data": task.data} for task in request.tasks],
-            )
-        )
-        self.deliverer.wake()
-        logger.info("job %s: %d tasks queued for background prediction", job.id, count)
-        return {"results": [], "model_version": self.model_version, "job": job.id, "queued": count}
 
     async def _run_model(self, tasks: list[Task], context: Context) -> list[Entry]:
         version = self.model_version
@@ -260,63 +234,9 @@ class Backend:
         entries = normalize(
             output, len(tasks), model_version=version, source=f"{self.name}.predict"
         )
-        if self.settings.validate != "off" and context.label_config:
-            self._check(tasks, entries, context.label_config)
+        if context.label_config:
+            self.check(tasks, entries, context.label_config)
         return entries
-
-    def _check(self, tasks: list[Task], entries: list[Entry], label_config: str) -> None:
-        """Check predictions against the label config: warn once per problem, or refuse."""
-        for task, entry in zip(tasks, entries, strict=True):
-            for prediction in entry if isinstance(entry, list) else [entry]:
-                problems = check_result(label_config, prediction["result"])
-                if not problems:
-                    continue
-                text = f"{self.name}.predict, task {task.id}: {problems[0]}"
-                if len(problems) > 1:
-                    text += f" (and {len(problems) - 1} more)"
-                if self.settings.validate == "error" and problems[0].code != "bad-config":
-                    raise ModelOutputError(f"{text}; Label Studio's editor would drop it")
-                key = f"{problems[0].code}:{problems[0].message}"
-                if key not in self._warned and len(self._warned) < 1000:
-                    self._warned.add(key)
-                    logger.warning(
-                        "%s; Label Studio's editor drops such items "
-                        "(RELAXML_VALIDATE=error refuses them)",
-                        text,
-                    )
-
-    async def _predict_items(self, job: Job, items: list[Item]) -> dict[int, list[Any] | str]:
-        """Predict claimed outbox items; one failing task does not fail the others."""
-        known = self.projects.get(job.project_uid)
-        project = known or Project(
-            uid=job.project_uid,
-            id=job.project_id,
-            label_config=job.label_config,
-            hostname=job.hostname,
-        )
-        context = Context(
-            project=project,
-            label_config=job.label_config or project.label_config,
-            media=self.media_for(project),
-        )
-        tasks: list[Task] = []
-        results: dict[int, list[Any] | str] = {}
-        for item in items:
-            try:
-                tasks.append(parse_task(item.task))
-            except HTTPError as exc:
-                results[item.task_id] = exc.detail
-        try:
-            entries = await self._run_model(tasks, context) if tasks else []
-        except HTTPError as exc:
-            if len(tasks) == 1:
-                return {**results, tasks[0].id: exc.detail}
-            for task in tasks:  # isolate the task(s) the model fails on
-                results.update(await self._predict_items(job, [_item_of(job, task)]))
-            return results
-        for task, entry in zip(tasks, entries, strict=True):
-            results[task.id] = entry if isinstance(entry, list) else [entry]
-        return results
 
     def media_for(self, project: Project) -> MediaFetcher:
         """The media fetcher for a project's Label Studio (shared per URL and key)."""
@@ -338,36 +258,6 @@ class Backend:
                 local_files_root=Path(root) if root else None,
             )
         return fetcher
-
-    def _client_for_job(self, job: Job) -> LabelStudioClient:
-        known = self.projects.get(job.project_uid)
-        hostname = job.hostname or (known.hostname if known else None)
-        return self.clients.get(hostname, known.access_token if known else None)
-
-    def _send_from_model(
-        self, predictions: Mapping[int, TaskOutput], project: Project | int
-    ) -> str:
-        if isinstance(project, int):
-            found = next((p for p in self.projects.all() if p.id == project), None)
-            project = found or Project(uid=str(project), id=project)
-        ids = list(predictions)
-        entries = normalize(
-            [predictions[i] for i in ids],
-            len(ids),
-            model_version=self.model_version,
-            source=f"{self.name}.send_predictions",
-        )
-        job, _ = self.outbox.add_job(
-            project_uid=project.uid,
-            project_id=project.id,
-            model_version=self.model_version,
-            label_config=project.label_config,
-            hostname=project.hostname,
-            predictions=[
-                (i, e if isinstance(e, list) else [e]) for i, e in zip(ids, entries, strict=True)
-            ],
-        )
-        return job.id
 
     async def webhook(self, body: object, *, authenticated: bool) -> dict[str, Any]:
         """`POST /webhook`: acknowledge at once; training happens in the background."""
@@ -408,7 +298,3 @@ class Backend:
         except Exception as exc:
             logger.error("%s.%s raised", self.name, what, exc_info=exc)
             raise ModelError(f"{self.name}.{what} raised {describe(exc)}") from None
-
-
-def _item_of(job: Job, task: Task) -> Item:
-    return Item(job.id, task.id, job.project_id, job.model_version, task.raw, None, 0, False)

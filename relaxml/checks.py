@@ -1,0 +1,54 @@
+"""`ConfigCheck`: every prediction a served model returns, checked against the label config.
+
+Label Studio stores whatever it gets, and its editor silently drops items whose names, types
+or labels do not match the config. `RELAXML_VALIDATE` chooses: `warn` logs each kind of
+problem once, `error` refuses the answer with a JSON 500, `off` skips the check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from .errors import ModelOutputError
+from .prediction import Entry
+from .protocol import Task
+from .validation import Problem, check_result
+
+logger = logging.getLogger("relaxml")
+
+MAX_REMEMBERED = 1000
+
+
+class ConfigCheck:
+    """Checks predictions for one model; remembers which problems it already reported."""
+
+    def __init__(self, mode: str, source: str) -> None:
+        self.mode = mode
+        self.source = source
+        self._reported: set[str] = set()
+
+    def __call__(self, tasks: Sequence[Task], entries: Sequence[Entry], label_config: str) -> None:
+        """Check each task's predictions; log or raise `ModelOutputError` per the mode."""
+        if self.mode == "off":
+            return
+        for task, entry in zip(tasks, entries, strict=True):
+            for prediction in entry if isinstance(entry, list) else [entry]:
+                problems = check_result(label_config, prediction["result"])
+                if problems:
+                    self._report(task, problems)
+
+    def _report(self, task: Task, problems: list[Problem]) -> None:
+        first = problems[0]
+        text = f"{self.source}, task {task.id}: {first}"
+        if len(problems) > 1:
+            text += f" (and {len(problems) - 1} more)"
+        if self.mode == "error" and first.code != "bad-config":
+            raise ModelOutputError(f"{text}; Label Studio's editor would drop it")
+        key = f"{first.code}:{first.message}"
+        if key not in self._reported and len(self._reported) < MAX_REMEMBERED:
+            self._reported.add(key)
+            logger.warning(
+                "%s; Label Studio's editor drops such items (RELAXML_VALIDATE=error refuses them)",
+                text,
+            )
