@@ -41,6 +41,20 @@ class ClientPool:
                 client = self._clients[(url, key)] = LabelStudioClient(url, key)
             return client
 
+    def known_problem(
+        self, hostname: str | None, access_token: str | None, project_id: int | None
+    ) -> tuple[bool, str | None]:
+        """(whether the answer is known without I/O, the problem). Never blocks."""
+        url = self._url or hostname
+        if not url:
+            return True, "no Label Studio URL: set LABEL_STUDIO_URL (Label Studio sent no hostname)"
+        key = (url.rstrip("/") + "/", self._api_key or access_token or None, project_id)
+        with self._lock:
+            known = self._checked.get(key)
+        if known is not None and time.monotonic() - known[0] < VERIFY_TTL:
+            return True, known[1]
+        return False, None
+
     def problem(
         self, hostname: str | None, access_token: str | None, project_id: int | None
     ) -> str | None:

@@ -72,7 +72,7 @@ class Backend:
         )
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
         data_dir = Path(settings.data_dir)
-        self._media: dict[tuple[str, str | None] | None, MediaFetcher] = {}
+        self._media: dict[tuple[str | None, str | None], MediaFetcher] = {}
         database = data_dir / FILENAME
         self.leader = LeaderLock(data_dir / "leader.lock")
         self.outbox = Outbox(database)
@@ -240,15 +240,13 @@ class Backend:
 
     def media_for(self, project: Project) -> MediaFetcher:
         """The media fetcher for a project's Label Studio (shared per URL and key)."""
-        try:
-            client: LabelStudioClient | None = self.clients.get(
-                project.hostname, project.access_token
-            )
-        except LabelStudioError:
-            client = None
-        key = (client.url, client.api_key) if client else None
+        key = (project.hostname, project.access_token)
         fetcher = self._media.get(key)
         if fetcher is None:
+            try:
+                client: LabelStudioClient | None = self.clients.get(*key)
+            except LabelStudioError:
+                client = None
             root = self.settings.local_files_root
             fetcher = self._media[key] = MediaFetcher(
                 client,

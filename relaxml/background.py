@@ -67,9 +67,13 @@ class BackgroundPredictions:
             return True
         if len(request.tasks) <= self.settings.auto_inline_max:
             return False
-        problem = await anyio.to_thread.run_sync(
-            self.clients.problem, project.hostname, project.access_token, project.id
+        known, problem = self.clients.known_problem(
+            project.hostname, project.access_token, project.id
         )
+        if not known:
+            problem = await anyio.to_thread.run_sync(
+                self.clients.problem, project.hostname, project.access_token, project.id
+            )
         if problem and time.monotonic() - self._inline_warning > 300:
             self._inline_warning = time.monotonic()
             logger.warning(

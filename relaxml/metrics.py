@@ -6,6 +6,7 @@ runs) are read at scrape time through `collectors`.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -54,15 +55,14 @@ class Metrics:
     def observe(self, name: str, value: float, **labels: str) -> None:
         """Record one observation in a histogram (latency buckets, in seconds)."""
         key = tuple(sorted(labels.items()))
+        slot = bisect.bisect_left(LATENCY_BUCKETS, value)  # the first bucket it falls in
         with self._lock:
             series = self._histograms[name]
             counts = series.get(key)
             if counts is None:
-                counts = series[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)  # buckets, +Inf, sum
-            for i, bound in enumerate(LATENCY_BUCKETS):
-                if value <= bound:
-                    counts[i] += 1
-            counts[-2] += 1
+                # one count per bucket (+Inf last), then the sum; made cumulative when rendered
+                counts = series[key] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            counts[slot] += 1
             counts[-1] += value
 
     def collector(self, fn: Callable[[], Iterable[tuple[str, str, str, Labels, float]]]) -> None:
@@ -88,13 +88,16 @@ class Metrics:
         for name, hseries in sorted(histograms.items()):
             self._header(lines, name, "histogram")
             for key, counts in sorted(hseries.items()):
+                total = 0.0
                 for i, bound in enumerate(LATENCY_BUCKETS):
+                    total += counts[i]
                     le = f'le="{bound}"'
-                    lines.append(f"{name}_bucket{_labels(key, le)} {_number(counts[i])}")
+                    lines.append(f"{name}_bucket{_labels(key, le)} {_number(total)}")
+                total += counts[-2]
                 inf = 'le="+Inf"'
-                lines.append(f"{name}_bucket{_labels(key, inf)} {_number(counts[-2])}")
+                lines.append(f"{name}_bucket{_labels(key, inf)} {_number(total)}")
                 lines.append(f"{name}_sum{_labels(key)} {counts[-1]!r}")
-                lines.append(f"{name}_count{_labels(key)} {_number(counts[-2])}")
+                lines.append(f"{name}_count{_labels(key)} {_number(total)}")
         gauges: dict[str, list[str]] = defaultdict(list)
         for collect in self._collectors:
             for name, kind, help_text, labels, value in collect():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import ModelOutputError
 
@@ -54,48 +54,71 @@ def normalize(output: object, count: int, *, model_version: str, source: str) ->
             f"{source} returned {len(entries)} entries for {count} tasks: return exactly one "
             "entry per task, in the order of the tasks (None for a task with no prediction)"
         )
-    return [_entry(item, model_version, f"{source} entry {i}") for i, item in enumerate(entries)]
+    normalized: list[Entry] = []
+    for index, item in enumerate(entries):
+        fast = _plain(item, model_version) if type(item) is dict else None
+        normalized.append(fast or _entry(item, model_version, source, index))
+    return normalized
 
 
-def _entry(item: object, version: str, where: str) -> Entry:
+def _plain(item: dict[str, Any], version: str) -> dict[str, Any] | None:
+    """The common case, a well-formed dict, checked quickly; None sends it the long way."""
+    result = item.get("result")
+    if type(result) is not list or any(type(region) is not dict for region in result):
+        return None
+    score = item.get("score")
+    if not ((type(score) is float and math.isfinite(score)) or type(score) is int):
+        return None
+    model_version = item.get("model_version", version)
+    if type(model_version) is not str or not model_version:
+        return None
+    return {"result": result, "score": float(score), "model_version": model_version}
+
+
+def _entry(item: object, version: str, source: str, index: int) -> Entry:
     if item is None:
         return _empty(version)
-    if isinstance(item, (Prediction, Mapping)):
-        return _one(item, version, where)
+    if isinstance(item, Prediction) or is_mapping(item):
+        return _one(item, version, source, f"entry {index}")
     if isinstance(item, (list, tuple)):
         if not item:
             return _empty(version)
-        return [_one(p, version, f"{where}[{j}]") for j, p in enumerate(item)]
+        return [_one(p, version, source, f"entry {index}[{j}]") for j, p in enumerate(item)]
     raise ModelOutputError(
-        f"{where} must be a Prediction, a dict with 'result', a list of them, or None; "
-        f"got {type(item).__name__}"
+        f"{source} entry {index} must be a Prediction, a dict with 'result', a list of them, "
+        f"or None; got {type(item).__name__}"
     )
 
 
-def _one(item: object, version: str, where: str) -> dict[str, Any]:
+def _one(item: object, version: str, source: str, position: str) -> dict[str, Any]:
     if isinstance(item, Prediction):
         result, score, item_version = item.result, item.score, item.model_version
-    elif isinstance(item, Mapping):
+    elif is_mapping(item):
         if "result" not in item:
             raise ModelOutputError(
-                f"{where} has no 'result' key (keys: {sorted(map(str, item))}); "
+                f"{source} {position} has no 'result' key (keys: {sorted(map(str, item))}); "
                 "Label Studio skips such predictions"
             )
         result, score, item_version = item["result"], item.get("score"), item.get("model_version")
     else:
         raise ModelOutputError(
-            f"{where} must be a Prediction or a dict with 'result', got {type(item).__name__}"
+            f"{source} {position} must be a Prediction or a dict with 'result', "
+            f"got {type(item).__name__}"
         )
-    if not isinstance(result, list) or not all(isinstance(r, Mapping) for r in result):
-        raise ModelOutputError(f"{where}: 'result' must be a list of dicts (one per region)")
+    if type(result) is not list or not all(type(r) is dict or is_mapping(r) for r in result):
+        raise ModelOutputError(
+            f"{source} {position}: 'result' must be a list of dicts (one per region)"
+        )
     if score is None:
         score = _mean_region_score(result)
     elif not _is_number(score):
-        raise ModelOutputError(f"{where}: 'score' must be a finite number, got {score!r}")
+        raise ModelOutputError(
+            f"{source} {position}: 'score' must be a finite number, got {score!r}"
+        )
     if item_version is None:
         item_version = version
     elif not isinstance(item_version, str) or not item_version:
-        raise ModelOutputError(f"{where}: 'model_version' must be a non-empty string")
+        raise ModelOutputError(f"{source} {position}: 'model_version' must be a non-empty string")
     return {"result": result, "score": float(score), "model_version": item_version}
 
 
@@ -110,3 +133,8 @@ def _mean_region_score(result: list[Any]) -> float:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """`isinstance(value, Mapping)`, fast for the dicts JSON gives."""
+    return type(value) is dict or isinstance(value, Mapping)

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import BadRequest
 
 
-@dataclass(frozen=True)
+@dataclass
 class Task:
     """One Label Studio task as `/predict` received it.
 
@@ -136,19 +136,18 @@ def parse_task(value: object, where: str = "task") -> Task:
     """Parse one task object; `where` names it in errors."""
     obj = _object(value, where)
     task_id = obj.get("id")
-    if task_id is None:
-        raise BadRequest(f"missing field '{where}.id'", field=f"{where}.id")
-    if isinstance(task_id, bool) or not isinstance(task_id, int):
+    if type(task_id) is not int:  # also refuses bool, a subclass of int
+        if task_id is None:
+            raise BadRequest(f"missing field '{where}.id'", field=f"{where}.id")
         raise BadRequest(
             f"'{where}.id' must be an integer, got {_kind(task_id)}", field=f"{where}.id"
         )
     data = obj.get("data")
-    if not isinstance(data, dict):
+    if type(data) is not dict:
         what = "missing" if data is None else f"must be an object, got {_kind(data)}"
         raise BadRequest(f"'{where}.data' {what}", field=f"{where}.data")
     project = obj.get("project")
-    project_id = project if isinstance(project, int) and not isinstance(project, bool) else None
-    return Task(id=task_id, data=data, project_id=project_id, raw=obj)
+    return Task(task_id, data, project if type(project) is int else None, obj)
 
 
 def parse_extra_params(value: object) -> dict[str, Any]:

@@ -46,7 +46,6 @@ class Scheduler:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self._slots = anyio.CapacityLimiter(max_concurrency)
-        self._threads = anyio.CapacityLimiter(max_concurrency)
         self._admitted = 0
 
     @property
@@ -71,9 +70,9 @@ class Scheduler:
             self._admitted -= 1
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking call in a worker thread once a slot is free."""
-        async with self._slots:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self._threads)
+        """Run a blocking call in a worker thread once a slot is free (the slot is held by the
+        thread, so a cancelled request never frees it while the call still runs)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._slots)
 
     async def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Await a coroutine function once a slot is free."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["ControlTag", "Label", "ObjectTag", "match_label"]
 
@@ -92,7 +93,7 @@ class ControlTag:
     attrs: Mapping[str, str]
     line: int
 
-    @property
+    @cached_property
     def type(self) -> str:
         """The result `type` of this control: its lower-cased tag, e.g. `rectanglelabels`."""
         return self.tag.lower()
@@ -127,10 +128,15 @@ class ControlTag:
         """Whether the control labels regions rather than the whole task (`perRegion`)."""
         return self.attrs.get("perRegion", "").lower() == "true"
 
-    @property
+    @cached_property
     def label_names(self) -> tuple[str, ...]:
         """What results may store for this control's labels (every node, for a taxonomy)."""
         return tuple(label.name for label in self.all_labels())
+
+    @cached_property
+    def label_set(self) -> frozenset[str]:
+        """`label_names` as a set, for membership tests."""
+        return frozenset(self.label_names)
 
     def all_labels(self) -> Iterator[Label]:
         """Every label, depth first (taxonomy nodes included)."""

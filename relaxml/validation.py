@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 
 from . import rle
 from .labelconfig import LabelConfig, LabelConfigError, parse_label_config
-from .prediction import Prediction
+from .prediction import Prediction, is_mapping
 from .tags import ControlTag, Label
 
 __all__ = ["Problem", "check_prediction", "check_result"]
@@ -54,7 +54,7 @@ def check_prediction(
     """
     if isinstance(prediction, Prediction):
         prediction = {"result": prediction.result, "score": prediction.score}
-    if not isinstance(prediction, Mapping):
+    if not is_mapping(prediction):
         return [Problem("bad-shape", f"a prediction must be a dict, got {type(prediction)}")]
     problems: list[Problem] = []
     score = prediction.get("score")
@@ -72,7 +72,7 @@ def check_result(config: str | LabelConfig, result: Sequence[Any]) -> list[Probl
         parsed = config if isinstance(config, LabelConfig) else parse_label_config(config)
     except (LabelConfigError, TypeError) as error:
         return [Problem("bad-config", f"the label config cannot be read: {error}")]
-    ids = {item["id"] for item in result if isinstance(item, Mapping) and _is_id(item.get("id"))}
+    ids = {item["id"] for item in result if is_mapping(item) and _is_id(item.get("id"))}
     problems: list[Problem] = []
     for index, item in enumerate(result):
         for code, message in _check_item(parsed, item, ids):
@@ -84,7 +84,7 @@ Found = list[tuple[str, str]]
 
 
 def _check_item(config: LabelConfig, item: Any, ids: set[str]) -> Found:
-    if not isinstance(item, Mapping):
+    if not is_mapping(item):
         return [("bad-shape", f"an item must be a dict, got {type(item).__name__}")]
     if item.get("type") == "relation":
         return _check_relation(config, item, ids)
@@ -114,7 +114,7 @@ def _check_item(config: LabelConfig, item: Any, ids: set[str]) -> Found:
         found.append(("wrong-type", f"type {item.get('type')!r} should be {control.type!r}"))
         return found
     value = item.get("value")
-    if not isinstance(value, Mapping):
+    if not is_mapping(value):
         return [*found, ("bad-value", "'value' must be a dict")]
     if "score" in item and not _finite(item["score"]):
         found.append(("bad-score", f"score must be a finite number, got {item['score']!r}"))
@@ -148,7 +148,7 @@ def _check_labels(control: ControlTag, value: Mapping[str, Any], where: str) -> 
     if key == "choices" and not control.multiple and len(labels) > 1:
         found.append(("bad-value", f"{where} allows one choice, got {len(labels)}"))
     if not control.dynamic_labels:
-        known = set(control.label_names)
+        known = control.label_set
         for label in labels:
             if label not in known:
                 found.append(
