@@ -7,13 +7,16 @@ thread-safe, as relaxml promises by default), and answers the same response shap
 under uvicorn with uvicorn's defaults (1 worker, one access-log line per request), like
 `relaxml serve` (one log line per request of its own).
 
-    python bench/floor.py --port 9091
+With `--model loaded` it serves the model that loads weights (`trivial.load_table`, about
+20 ms), loaded once when the app starts, as a correct backend does.
+
+    python bench/floor.py --port 9091 [--model loaded]
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,8 +35,18 @@ def predict(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [trivial.prediction(task["id"], task["data"]) for task in tasks]
 
 
+class Loaded:
+    """The model that loads weights: constructed once, at start-up."""
+
+    def __init__(self) -> None:
+        self.table = trivial.load_table()
+
+    def __call__(self, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [trivial.loaded_prediction(self.table, t["id"], t["data"]) for t in tasks]
+
+
 async def health(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "UP", "model_class": "Trivial"})
+    return JSONResponse({"status": "UP", "model_class": request.app.state.model_class})
 
 
 async def predict_endpoint(request: Request) -> JSONResponse:
@@ -47,30 +60,43 @@ async def predict_endpoint(request: Request) -> JSONResponse:
         for t in tasks
     ):
         return JSONResponse({"error": "'tasks' must be a list of tasks"}, status_code=400)
-    results = await anyio.to_thread.run_sync(predict, tasks, limiter=request.app.state.one_call)
+    model = request.app.state.model
+    results = await anyio.to_thread.run_sync(model, tasks, limiter=request.app.state.one_call)
     return JSONResponse({"results": results, "model_version": trivial.MODEL_VERSION})
 
 
-@asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    app.state.one_call = anyio.CapacityLimiter(1)  # one predict call at a time
-    yield
+MODELS: dict[str, Callable[[], Callable[[list[dict[str, Any]]], list[dict[str, Any]]]]] = {
+    "trivial": lambda: predict,
+    "loaded": Loaded,
+}
 
 
-app = Starlette(
-    routes=[
-        Route("/health", health, methods=["GET"]),
-        Route("/predict", predict_endpoint, methods=["POST"]),
-    ],
-    lifespan=lifespan,
-)
+def make_app(model: str = "trivial") -> Starlette:
+    """The floor serving `model` (a key of MODELS), constructed once when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.one_call = anyio.CapacityLimiter(1)  # one predict call at a time
+        app.state.model = await anyio.to_thread.run_sync(MODELS[model])
+        app.state.model_class = model.capitalize()
+        yield
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/predict", predict_endpoint, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9091)
+    parser.add_argument("--model", choices=sorted(MODELS), default="trivial")
     args = parser.parse_args()
+    app = make_app(args.model)
     uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=10)
 
 

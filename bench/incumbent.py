@@ -46,6 +46,16 @@ class SlowCPU(Trivial):
     def predict(self, tasks, context=None, **kwargs):
         trivial.slow_spin(len(tasks))
         return super().predict(tasks, context, **kwargs)
+
+
+class Loaded(LabelStudioMLBase):
+    # setup() is where label-studio-ml-backend has a model set itself up; its framework
+    # constructs the model class (and so calls setup) for every request.
+    def setup(self):
+        self.table = trivial.load_table()
+
+    def predict(self, tasks, context=None, **kwargs):
+        return [trivial.loaded_prediction(self.table, t["id"], t["data"]) for t in tasks]
 '''
 
 # The logging set-up and app line of the checkout's _wsgi.py template, for the model above.
@@ -92,7 +102,7 @@ class Incumbent:
     versions: dict[str, str]
 
     def spec(self, model: str) -> ServerSpec:
-        """gunicorn serving `model` (Trivial, Slow or SlowCPU), as the Dockerfile runs it."""
+        """gunicorn serving `model` (Trivial, Slow, SlowCPU or Loaded), as the Dockerfile does."""
         argv = [
             str(self.venv / "bin" / "gunicorn"),
             "--preload",

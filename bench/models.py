@@ -32,3 +32,33 @@ class SlowCPU(Trivial):
     def predict(self, tasks: list[Task], context: Context) -> list[dict[str, Any]]:
         trivial.slow_spin(len(tasks))
         return super().predict(tasks, context)
+
+
+class Loaded(LabelStudioModel):
+    """The trivial model, after loading "weights" in its constructor (`trivial.load_table`).
+
+    relaxml constructs it once, when the server starts.
+    """
+
+    model_version = trivial.MODEL_VERSION
+
+    def __init__(self) -> None:
+        self.table = trivial.load_table()
+
+    def predict(self, tasks: list[Task], context: Context) -> list[dict[str, Any]]:
+        return [trivial.loaded_prediction(self.table, t.id, t.data) for t in tasks]
+
+
+class Batched(Trivial):
+    """20 ms per call plus 0.2 ms per task, GIL released; relaxml's defaults (no batching)."""
+
+    def predict(self, tasks: list[Task], context: Context) -> list[dict[str, Any]]:
+        trivial.batch_wait(len(tasks))
+        return super().predict(tasks, context)
+
+
+class MicroBatched(Batched):
+    """The same model with micro-batching on: requests wait up to 10 ms to share one call."""
+
+    max_batch_size = 64
+    batch_timeout = 0.01

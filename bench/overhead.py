@@ -1,14 +1,23 @@
-"""Benchmark 1, framework overhead: the same trivial model behind each server.
+"""Benchmark 1, framework overhead: the same model behind each server.
 
-All servers run at once, idle but one; the load visits them in turns, round after round, so a
-disturbance on the machine hits every server alike. Each figure is the median over rounds,
-and each ratio the median of the per-round ratios (same round, measured seconds apart).
+Two scenarios. The trivial model (`Trivial`) costs nothing to construct or to call, so the
+figures are the frameworks' own cost, at 1 and 100 tasks per request. The model that loads
+weights (`Loaded`) builds a lookup table in its constructor (`trivial.load_table`, about
+20 ms of pure-Python work); relaxml and the floor construct it once, at start-up, while the
+incumbent's framework constructs the model class for every request (its real behaviour); it
+is measured at 1 task per request.
+
+Within a scenario all servers run at once, idle but one; the load visits them in turns, round
+after round, so a disturbance on the machine hits every server alike. Each figure is the
+median over rounds, and each ratio the median of the per-round ratios (same round, measured
+seconds apart).
 """
 
 from __future__ import annotations
 
 import contextlib
 import statistics
+import time
 from typing import Any
 
 import payloads
@@ -20,14 +29,66 @@ from suite import FLOOR, INCUMBENT, RELAXML, Suite
 NAME = "overhead"
 BATCHES = (1, 100)
 CONNECTIONS = 8
+# Each scenario: the model served and the tasks per request it is measured at.
+SCENARIOS = {"Trivial": BATCHES, "Loaded": (1,)}
+# Ratio keys: the trivial model's keep their names (vs_floor_1, ...); others get a prefix.
+PREFIX = {"Trivial": "", "Loaded": "loaded_"}
 
 
 def run(suite: Suite) -> dict[str, Any]:
     rounds = suite.scale(1, 5)
     warmup = suite.scale(0, 1)
     seconds = suite.scale(1, 4)
-    specs = suite.servers("Trivial")
     bodies = {n: payloads.predict_body(n) for n in BATCHES}
+    rows: list[dict[str, Any]] = []
+    ratios: dict[str, Any] = {}
+    notes: dict[str, str | None] = {}
+    for model, batches in SCENARIOS.items():
+        specs = suite.servers(model)
+        scenario = {n: bodies[n] for n in batches}
+        samples, note = _scenario(suite, specs, scenario, rounds, warmup, seconds)
+        with_incumbent = suite.incumbent is not None and note is None
+        rows += [_row(name, model, n, samples.get((name, n))) for name in specs for n in batches]
+        ratios.update(_ratios(samples, batches, with_incumbent, PREFIX[model]))
+        notes[model] = None if with_incumbent else note or suite.incumbent_note
+    return {
+        "settings": {
+            "connections": CONNECTIONS,
+            "rounds": rounds,
+            "seconds_per_round": seconds,
+            "warmup_seconds": warmup,
+            "tasks_per_request": list(BATCHES),
+            "scenarios": {model: list(batches) for model, batches in SCENARIOS.items()},
+            "body_bytes": {str(n): len(b) for n, b in bodies.items()},
+            "loaded_constructor_ms": rounded(constructor_ms(), 1),
+            "loaded_table_entries": trivial.TABLE_ENTRIES,
+        },
+        "rows": rows,
+        "ratios": ratios,
+        "incumbent": notes["Trivial"],
+        "incumbent_loaded": notes["Loaded"],
+    }
+
+
+def constructor_ms(repeats: int = 5) -> float:
+    """The median time of the loaded model's constructor work, measured in this process."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        trivial.load_table()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def _scenario(
+    suite: Suite,
+    specs: dict[str, Any],
+    bodies: dict[int, bytes],
+    rounds: int,
+    warmup: int,
+    seconds: int,
+) -> tuple[dict[tuple[str, int], list[LoadResult]], str | None]:
+    """Start every server of one scenario, load them in turns, stop them; the samples."""
     samples: dict[tuple[str, int], list[LoadResult]] = {}
     servers: dict[str, Server] = {}
     note: str | None = None
@@ -50,20 +111,7 @@ def run(suite: Suite) -> dict[str, Any]:
         for server in servers.values():
             with contextlib.suppress(Exception):
                 stop_server(server)
-    rows = [_row(name, n, samples.get((name, n))) for name in specs for n in BATCHES]
-    return {
-        "settings": {
-            "connections": CONNECTIONS,
-            "rounds": rounds,
-            "seconds_per_round": seconds,
-            "warmup_seconds": warmup,
-            "tasks_per_request": list(BATCHES),
-            "body_bytes": {str(n): len(b) for n, b in bodies.items()},
-        },
-        "rows": rows,
-        "ratios": _ratios(samples, INCUMBENT in servers),
-        "incumbent": None if INCUMBENT in servers else note or suite.incumbent_note,
-    }
+    return samples, note
 
 
 def _ready(servers: dict[str, Server], bodies: dict[int, bytes]) -> str | None:
@@ -92,8 +140,8 @@ def check_answer(server: Server, body: bytes, tasks: int) -> None:
         raise RuntimeError(f"{server.spec.name} answered an unexpected prediction: {first}")
 
 
-def _row(name: str, tasks: int, results: list[LoadResult] | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"server": name, "tasks_per_request": tasks}
+def _row(name: str, model: str, tasks: int, results: list[LoadResult] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"server": name, "model": model, "tasks_per_request": tasks}
     if not results:
         return {**row, "measured": False}
     rps = statistics.median(r.requests_per_s for r in results)
@@ -112,10 +160,13 @@ def _row(name: str, tasks: int, results: list[LoadResult] | None) -> dict[str, A
 
 
 def _ratios(
-    samples: dict[tuple[str, int], list[LoadResult]], with_incumbent: bool
+    samples: dict[tuple[str, int], list[LoadResult]],
+    batches: tuple[int, ...],
+    with_incumbent: bool,
+    prefix: str,
 ) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
-    for n in BATCHES:
+    for n in batches:
         ours = samples.get((RELAXML, n), [])
         for other, key in ((FLOOR, "vs_floor"), (INCUMBENT, "vs_incumbent")):
             theirs = samples.get((other, n), [])
@@ -126,7 +177,7 @@ def _ratios(
                 for a, b in zip(ours, theirs, strict=True)
                 if b.requests_per_s > 0
             ]
-            ratios[f"{key}_{n}"] = {
+            ratios[f"{prefix}{key}_{n}"] = {
                 "median": rounded(statistics.median(per_round), 3) if per_round else None,
                 "per_round": [rounded(r, 3) for r in per_round],
             }

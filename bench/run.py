@@ -23,6 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import batching
+import delivery
 import memory
 import overhead
 import report
@@ -36,6 +38,8 @@ from suite import Suite
 BENCHMARKS: dict[str, ModuleType] = {
     "overhead": overhead,
     "responsiveness": responsiveness,
+    "batching": batching,
+    "delivery": delivery,
     "memory": memory,
     "startup": startup,
 }
@@ -173,6 +177,10 @@ def sanity(results: dict[str, Any]) -> list[str]:
                 problems.append(f"{where}: no requests measured")
             if name == "responsiveness" and not row.get("overlapped"):
                 problems.append(f"{where}: /health was not measured during the bulk request")
+            if name == "batching" and not row.get("tasks_per_s"):
+                problems.append(f"{where}: no requests measured (batching {row['batching']})")
+            if name == "delivery" and not row.get("stored_exactly_once"):
+                problems.append(f"{where}: Label Studio does not hold one prediction per task")
     return problems
 
 

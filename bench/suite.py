@@ -17,20 +17,28 @@ INCUMBENT = "incumbent"
 NOT_GIVEN = "not measured (no checkout given)"
 
 
-def relaxml_spec(model: str, data_dir: Path) -> ServerSpec:
+# The models the floor serves too (bench/floor.py --model NAME).
+FLOOR_MODELS = {"Trivial": "trivial", "Loaded": "loaded"}
+
+
+def relaxml_spec(model: str, data_dir: Path, env: dict[str, str] | None = None) -> ServerSpec:
     """`python -m relaxml serve bench/models.py:<model>` with relaxml's defaults.
 
-    Only its state directory (the outbox database) moves to the run's scratch directory.
+    Only its state directory (the outbox database) moves to the run's scratch directory;
+    `env` adds settings (e.g. RELAXML_DELIVERY) where a benchmark needs them.
     """
     target = f"{(BENCH_DIR / 'models.py').relative_to(BENCH_DIR.parent)}:{model}"
     argv = [python(), "-m", "relaxml", "serve", target, "--host", "{host}", "--port", "{port}"]
-    return ServerSpec(f"relaxml-{model}", argv, env={"RELAXML_DATA_DIR": str(data_dir)})
+    env = {"RELAXML_DATA_DIR": str(data_dir), **(env or {})}
+    return ServerSpec(f"relaxml-{model}", argv, env=env)
 
 
-def floor_spec() -> ServerSpec:
-    """The bare Starlette floor (bench/floor.py) under uvicorn."""
+def floor_spec(model: str = "Trivial") -> ServerSpec:
+    """The bare Starlette floor (bench/floor.py) under uvicorn, serving `model`."""
     argv = [python(), str(BENCH_DIR / "floor.py"), "--host", "{host}", "--port", "{port}"]
-    return ServerSpec("starlette-floor", argv)
+    if model != "Trivial":
+        argv += ["--model", FLOOR_MODELS[model]]
+    return ServerSpec("starlette-floor" if model == "Trivial" else f"starlette-floor-{model}", argv)
 
 
 @dataclass
@@ -54,10 +62,11 @@ class Suite:
         return quick if self.quick else full
 
     def servers(self, model: str) -> dict[str, ServerSpec | None]:
-        """relaxml, the Starlette floor (Trivial only) and the incumbent (None: not given)."""
+        """relaxml, the Starlette floor (Trivial and Loaded only) and the incumbent (None: not
+        given)."""
         data_dir = self.workdir / "relaxml-data"
         specs: dict[str, ServerSpec | None] = {RELAXML: relaxml_spec(model, data_dir)}
-        if model == "Trivial":
-            specs[FLOOR] = floor_spec()
+        if model in FLOOR_MODELS:
+            specs[FLOOR] = floor_spec(model)
         specs[INCUMBENT] = self.incumbent.spec(model) if self.incumbent else None
         return specs
