@@ -98,6 +98,7 @@ class Backend:
             client_for=self.background.client_for,
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
+            send_size=settings.delivery_batch,
         )
         self.trainer = Trainer(
             self.training_store,

@@ -73,6 +73,12 @@ class Settings:
         "RELAXML_AUTO_INLINE_MAX",
         "In 'auto' delivery, requests with at most this many tasks are answered inline.",
     )
+    delivery_batch: int = _setting(
+        5000,
+        "RELAXML_DELIVERY_BATCH",
+        "Most predictions sent to Label Studio in one bulk import. Label Studio recounts the "
+        "project's tasks after each import, so fewer, larger imports are much faster.",
+    )
     data_dir: str = _setting(
         "relaxml-data",
         "RELAXML_DATA_DIR",
@@ -140,6 +146,8 @@ class Settings:
             raise ValueError("delivery must be 'inline', 'background' or 'auto'")
         if self.validate not in ("warn", "error", "off"):
             raise ValueError("validate must be 'warn', 'error' or 'off'")
+        if self.delivery_batch < 1:
+            raise ValueError("delivery_batch must be at least 1")
         if self.train_every < 1:
             raise ValueError("train_every must be at least 1")
         if self.version_poll <= 0:
@@ -202,6 +210,7 @@ def _convert(name: str, env: str, raw: str) -> Any:
         "max_concurrency",
         "max_queue",
         "auto_inline_max",
+        "delivery_batch",
         "train_every",
         "media_max_bytes",
         "media_cache_bytes",

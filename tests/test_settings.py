@@ -68,6 +68,7 @@ def test_every_setting_is_described():
         "media_max_bytes",
         "media_cache_bytes",
         "validate",
+        "delivery_batch",
     }
     for name, env, _default, doc in rows:
         assert env in ("RELAXML_" + name.upper(), name.upper(), "LOCAL_FILES_DOCUMENT_ROOT")
