@@ -143,7 +143,11 @@ class LabelStudioClient:
                 response.status_code,
             )
         self._check(response, "api/token/refresh/")
-        access = response.json().get("access")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        access = body.get("access") if isinstance(body, dict) else None
         if not isinstance(access, str):
             raise LabelStudioError(f"Label Studio at {self.url} sent no access token on refresh")
         self._access = access

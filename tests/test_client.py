@@ -329,3 +329,11 @@ def test_a_connection_error_after_a_401_is_retried_then_reported(server):
     with closing(client), pytest.raises(LabelStudioError, match="cannot reach Label Studio"):
         client.request("GET", "api/projects/")
     assert len(delays) == 1
+
+
+def test_a_refresh_answer_that_is_not_json_is_a_clear_error(server):
+    pat = make_jwt(time.time() + 10**9)
+    ls = server(lambda seen: Reply(200, b"<html>proxy login</html>"))
+    client, _ = client_for(ls.url, pat)
+    with closing(client), pytest.raises(LabelStudioError, match="sent no access token"):
+        client.request("GET", "api/projects/")
