@@ -64,8 +64,7 @@ class Deliverer:
 
     async def run(self) -> None:
         """Wait for leadership, recover unfinished work, then run both loops forever."""
-        while not await anyio.to_thread.run_sync(self.leader.try_acquire):
-            await anyio.sleep(2.0)
+        await self.leader.acquire()
         recovered = await anyio.to_thread.run_sync(self.outbox.recover)
         if recovered:
             logger.info("resuming %d unfinished background predictions", recovered)

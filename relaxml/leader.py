@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 from typing import IO
 
+import anyio
+import anyio.to_thread
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: a single worker is always the leader
@@ -48,6 +51,11 @@ class LeaderLock:
         handle.flush()
         self._file = handle
         return True
+
+    async def acquire(self, poll: float = 2.0) -> None:
+        """Wait (without blocking the event loop) until this process holds the lock."""
+        while not await anyio.to_thread.run_sync(self.try_acquire):
+            await anyio.sleep(poll)
 
     def release(self) -> None:
         """Give the lock up (closing the file releases it)."""

@@ -77,8 +77,7 @@ class Trainer:
 
     async def run(self) -> None:
         """Wait for leadership, recover interrupted runs, then train whenever a project is ready."""
-        while not await anyio.to_thread.run_sync(self.leader.try_acquire):
-            await anyio.sleep(2.0)
+        await self.leader.acquire()
         interrupted = await anyio.to_thread.run_sync(self.store.recover)
         if interrupted:
             logger.warning("%d training runs were interrupted; their events are queued again",

@@ -54,7 +54,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         client.__exit__(None, None, None)
 
 
-def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
+def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -63,7 +63,7 @@ def wait_for(predicate: Any, timeout: float = 15.0) -> Any:
             return value
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def backend_of(client: TestClient) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import wait_for as shared_wait_for
 from .labelstudio import ApiError, LabelStudio
 from .processes import BackendFactory, BackendProcess
 
@@ -21,14 +22,8 @@ TASKS = json.loads((EXAMPLE / "tasks.json").read_text())
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
+    """The suite's `wait_for`, polling a real server every 0.1 s."""
+    return shared_wait_for(predicate, timeout, interval=0.1)
 
 
 def serve(
