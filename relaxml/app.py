@@ -93,7 +93,7 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
             except Exception as exc:  # a relaxml bug: log it, answer JSON, keep serving
                 logger.error("error on %s", request.url.path, exc_info=exc)
                 raise HTTPError(500, "internal_error", describe(exc)) from None
-            return JSONResponse(answer)
+            return _answer(request, answer)
 
         return endpoint
 
@@ -128,6 +128,19 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+
+
+def _answer(request: Request, answer: dict[str, Any]) -> Response:
+    """`answer` as JSON. Predictions JSON cannot hold (NumPy numbers, NaN, bytes) are checked
+    only when serializing fails: converted, or refused as the model's error."""
+    try:
+        return JSONResponse(answer)
+    except (TypeError, ValueError, RecursionError):
+        results = answer.get("results")
+        if not isinstance(results, list):
+            raise
+        backend: Backend = request.app.state.backend
+        return JSONResponse({**answer, "results": backend.json_safe(results)})
 
 
 async def _job(request: Request) -> Response:
