@@ -231,9 +231,9 @@ def _safe(value: Any, path: str, depth: int) -> Any:
     if is_mapping(value):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            if not (key is None or isinstance(key, (str, int, float))):  # as json.dumps
                 raise _Unserializable(f"{path} has a key {key!r}: JSON keys must be strings")
-            name = f"{path}.{key}" if key.isidentifier() else f"{path}[{key!r}]"
+            name = f"{path}.{key}" if str(key).isidentifier() else f"{path}[{key!r}]"
             out[key] = _safe(item, name, depth + 1)
         return out
     if isinstance(value, (list, tuple)):
@@ -252,7 +252,7 @@ def _safe(value: Any, path: str, depth: int) -> Any:
         "set": "make it a list",
         "frozenset": "make it a list",
     }.get(kind, "use a str, number, bool, None, list or dict")
-    raise _Unserializable(f"{path} is a {kind}, which JSON cannot hold: {hint}")
+    raise _Unserializable(f"{path} has type {kind}, which JSON cannot hold: {hint}")
 
 
 def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
