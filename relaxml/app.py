@@ -28,6 +28,7 @@ from .logs import AccessLogMiddleware
 from .metrics import Metrics, describe_metrics
 from .model import LabelStudioModel
 from .settings import Settings
+from .shutdown import ShutdownMiddleware
 
 logger = logging.getLogger("relaxml")
 
@@ -64,7 +65,10 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
                 task_group.cancel_scope.cancel()
         backend.close()
 
-    middleware = [Middleware(AccessLogMiddleware, metrics=metrics)]
+    middleware = [
+        Middleware(AccessLogMiddleware, metrics=metrics),
+        Middleware(ShutdownMiddleware),
+    ]
     if settings.basic_auth is not None:
         user, password = settings.basic_auth
         middleware.append(Middleware(BasicAuthMiddleware, user=user, password=password))
