@@ -49,8 +49,7 @@ class ShutdownMiddleware:
             error = HTTPError(
                 503,
                 "shutting_down",
-                "the server is shutting down and stopped this request before it finished; "
-                "retry it",
+                "the server is shutting down and stopped this request before it finished; retry it",
                 headers={"Retry-After": "5", "Connection": "close"},
             )
             await error.response()(scope, receive, tracking_send)
