@@ -148,25 +148,26 @@ def plain_number(value: object) -> int | float | None:
     """`value` as a Python `int` or `float` when it is a real number, else None.
 
     Real numbers are `int`, `float`, any `numbers.Real` (e.g. `Fraction`), NumPy scalars such
-    as `np.float32` or `np.int64`, and 0-d arrays; integers stay integers. `bool` is not a
-    number. NumPy is never imported: its values are recognised by their `dtype`.
+    as `np.float32` or `np.int64`, 0-d arrays, and other single values that `float()` converts
+    (a 0-d tensor, a `Decimal`); integers stay integers. `bool`, strings and complex numbers
+    are not real numbers. NumPy is never imported: its values are recognised by their `dtype`.
     """
     kind = type(value)
     if kind is int or kind is float:
         return value  # type: ignore[return-value]
-    if isinstance(value, (bool, str, bytes)):
+    if isinstance(value, (bool, str, bytes, bytearray)):
         return None
     dtype_kind = getattr(getattr(value, "dtype", None), "kind", None)
-    if isinstance(value, numbers.Real) or (
-        dtype_kind in ("i", "u", "f") and getattr(value, "ndim", None) == 0
-    ):
-        integral = isinstance(value, numbers.Integral) or dtype_kind in ("i", "u")
-        number: Any = value
-        try:
-            return int(number) if integral else float(number)
-        except (TypeError, ValueError, OverflowError):
-            return None
-    return None
+    if dtype_kind in ("b", "c") or getattr(value, "ndim", 0) != 0:
+        return None  # a NumPy bool or complex, or an array of several values
+    if not (isinstance(value, numbers.Real) or hasattr(kind, "__float__")):
+        return None
+    integral = isinstance(value, numbers.Integral) or dtype_kind in ("i", "u")
+    number: Any = value
+    try:
+        return int(number) if integral else float(number)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def real_number(value: object) -> float | None:

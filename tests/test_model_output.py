@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,9 @@ def test_real_numbers_of_every_type_convert_and_others_do_not():
     assert type(plain_number(np.float32(0.5))) is float
     assert plain_number(np.array(4)) == 4
     assert plain_number(Fraction(1, 2)) == 0.5
-    for not_a_number in (True, np.bool_(True), "1", b"1", None, [1], np.array([1.0])):
+    assert plain_number(Decimal("0.5")) == 0.5
+    not_numbers = (True, np.bool_(True), "1", b"1", None, [1], np.array([1.0]), 1j, np.complex64(1))
+    for not_a_number in not_numbers:
         assert plain_number(not_a_number) is None, not_a_number
     assert real_number(np.float64("nan")) is None
     assert real_number(10**400) is None
