@@ -246,7 +246,7 @@ class Backend:
             if context.label_config:
                 self.check(tasks, entries, context.label_config)
         except ModelOutputError as error:
-            raise self.refused(error) from None
+            raise self._refused(error) from None
         return entries
 
     async def _run_stored(self, tasks: list[Task], context: Context) -> list[Entry]:
@@ -258,9 +258,9 @@ class Backend:
         try:
             return json_safe(entries, f"{self.name}.predict")
         except ModelOutputError as error:
-            raise self.refused(error) from None
+            raise self._refused(error) from None
 
-    def refused(self, error: ModelOutputError) -> ModelOutputError:
+    def _refused(self, error: ModelOutputError) -> ModelOutputError:
         """Log why the model's output was refused (the text of the answer), at most once a
         minute per kind of mistake; return `error` to raise."""
         kind = " ".join(re.sub(r"\d+", "", error.detail).split()[:6])
