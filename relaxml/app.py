@@ -28,6 +28,7 @@ from .logs import AccessLogMiddleware
 from .metrics import Metrics, describe_metrics
 from .model import LabelStudioModel
 from .settings import Settings
+from .shutdown import ShutdownMiddleware
 
 logger = logging.getLogger("relaxml")
 
@@ -64,7 +65,10 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
                 task_group.cancel_scope.cancel()
         backend.close()
 
-    middleware = [Middleware(AccessLogMiddleware, metrics=metrics)]
+    middleware = [
+        Middleware(AccessLogMiddleware, metrics=metrics),
+        Middleware(ShutdownMiddleware),
+    ]
     if settings.basic_auth is not None:
         user, password = settings.basic_auth
         middleware.append(Middleware(BasicAuthMiddleware, user=user, password=password))
@@ -93,7 +97,7 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
             except Exception as exc:  # a relaxml bug: log it, answer JSON, keep serving
                 logger.error("error on %s", request.url.path, exc_info=exc)
                 raise HTTPError(500, "internal_error", describe(exc)) from None
-            return JSONResponse(answer)
+            return _answer(request, answer)
 
         return endpoint
 
@@ -128,6 +132,19 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+
+
+def _answer(request: Request, answer: dict[str, Any]) -> Response:
+    """`answer` as JSON. Predictions JSON cannot hold (NumPy numbers, NaN, bytes) are checked
+    only when serializing fails: converted, or refused as the model's error."""
+    try:
+        return JSONResponse(answer)
+    except (TypeError, ValueError, RecursionError):
+        results = answer.get("results")
+        if not isinstance(results, list):
+            raise
+        backend: Backend = request.app.state.backend
+        return JSONResponse({**answer, "results": backend.json_safe(results)})
 
 
 async def _job(request: Request) -> Response:

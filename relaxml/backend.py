@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from .checks import ConfigCheck
 from .client import LabelStudioClient, LabelStudioError
 from .context import Context
 from .delivery import Deliverer
-from .errors import HTTPError, ModelError, describe
+from .errors import HTTPError, ModelError, ModelOutputError, describe
 from .events import (
     START_TRAINING,
     RunControl,
@@ -34,12 +35,13 @@ from .media import MediaFetcher
 from .metrics import Metrics
 from .model import LabelStudioModel
 from .outbox import Outbox
-from .prediction import Entry, normalize
+from .prediction import Entry, json_safe, normalize
 from .projects import Project, ProjectRegistry
 from .protocol import Task, parse_predict, parse_setup
 from .scheduler import Scheduler, chunked
 from .settings import Settings
 from .sqlite import FILENAME
+from .throttle import LogThrottle
 from .training import Trainer
 from .trainingstore import TrainingStore
 from .versions import VersionStore
@@ -64,6 +66,7 @@ class Backend:
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
         self.check = ConfigCheck(settings.validate, f"{self.name}.predict")
+        self._output_log = LogThrottle()
         self._task_group = task_group
         self.metrics = metrics or Metrics()
         self.projects = ProjectRegistry()
@@ -84,7 +87,7 @@ class Backend:
             outbox=self.outbox,
             projects=self.projects,
             clients=self.clients,
-            run_model=self._run_model,
+            run_model=self._run_stored,
             media_for=self.media_for,
             version=lambda: self.model_version,
             name=self.name,
@@ -232,12 +235,38 @@ class Backend:
         except Exception as exc:
             logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)
             raise ModelError(f"{self.name}.predict raised {describe(exc)}") from None
-        entries = normalize(
-            output, len(tasks), model_version=version, source=f"{self.name}.predict"
-        )
-        if context.label_config:
-            self.check(tasks, entries, context.label_config)
+        try:
+            entries = normalize(
+                output,
+                len(tasks),
+                model_version=version,
+                source=f"{self.name}.predict",
+                check_json=False,  # the answer is checked when it is serialized
+            )
+            if context.label_config:
+                self.check(tasks, entries, context.label_config)
+        except ModelOutputError as error:
+            raise self._refused(error) from None
         return entries
+
+    async def _run_stored(self, tasks: list[Task], context: Context) -> list[Entry]:
+        """`_run_model` for background predictions, stored as JSON before they are sent."""
+        return self.json_safe(await self._run_model(tasks, context))
+
+    def json_safe(self, entries: list[Entry]) -> list[Entry]:
+        """`prediction.json_safe` for this model's entries; a refusal is logged."""
+        try:
+            return json_safe(entries, f"{self.name}.predict")
+        except ModelOutputError as error:
+            raise self._refused(error) from None
+
+    def _refused(self, error: ModelOutputError) -> ModelOutputError:
+        """Log why the model's output was refused (the text of the answer), at most once a
+        minute per kind of mistake; return `error` to raise."""
+        kind = " ".join(re.sub(r"\d+", "", error.detail).split()[:6])
+        if self._output_log.allow(kind):
+            logger.error("%s (logged once a minute for this kind of mistake)", error.detail)
+        return error
 
     def media_for(self, project: Project) -> MediaFetcher:
         """The media fetcher for a project's Label Studio (shared per URL and key)."""

@@ -69,6 +69,10 @@ def _scale(unit: Unit, width: float, height: float) -> tuple[float, float]:
 
 def _angle(rotation: float) -> float:
     """`rotation` in [0, 360): Python's `%` gives 360.0 for tiny negative angles."""
+    try:
+        rotation = float(rotation)  # a NumPy scalar stays one through `%`
+    except (TypeError, ValueError):
+        raise GeometryError(f"rotation must be a number, got {rotation!r}") from None
     if not math.isfinite(rotation):
         raise GeometryError(f"rotation must be finite, got {rotation!r}")
     turned = rotation % 360

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .labelconfig import LabelConfig, parse_label_config
-from .prediction import Prediction
+from .prediction import Prediction, plain_number
 from .tags import ControlTag
 
 Item = dict[str, Any]
@@ -152,11 +152,12 @@ class ResultBuilderBase:
     def _score(score: float | None) -> float | None:
         if score is None:
             return None
-        if isinstance(score, bool) or not isinstance(score, (int, float)):
+        number = plain_number(score)
+        if number is None:
             raise ResultError(f"score must be a number, got {score!r}")
-        if not math.isfinite(score):
+        if not math.isfinite(number):
             raise ResultError(f"score must be finite, got {score!r}")
-        return float(score)
+        return float(number)
 
     def _add(
         self,

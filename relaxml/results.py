@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .imageresults import ImageResults
+from .prediction import plain_number
 from .resultbase import Item, LabelArg, RegionRef, ResultError, UnknownLabelError
 from .spanresults import SpanResults
 from .tags import ControlTag, Label, match_label
@@ -113,10 +114,13 @@ class ResultBuilder(ImageResults, SpanResults):
         region: RegionRef | None = None,
     ) -> Item:
         """A `Number` item, checked against the tag's `min` and `max`."""
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
-            raise ResultError(f"number needs a number, got {number!r}")
-        if not math.isfinite(number):
-            raise ResultError(f"number needs a finite number, got {number!r}")
+        given = number
+        converted = plain_number(given)
+        if converted is None:
+            raise ResultError(f"number needs a number, got {given!r}")
+        if not math.isfinite(converted):
+            raise ResultError(f"number needs a finite number, got {given!r}")
+        number = converted
         control = self._control(("number",), from_name)
         for bound, ok in (
             ("min", number >= _attr_float(control, "min", -math.inf)),
@@ -142,8 +146,10 @@ class ResultBuilder(ImageResults, SpanResults):
         """A `Rating` item: an integer from 0 to the tag's `maxRating` (5 by default)."""
         control = self._control(("rating",), from_name)
         top = int(_attr_float(control, "maxRating", 5))
-        if isinstance(rating, bool) or not isinstance(rating, int) or not 0 <= rating <= top:
-            raise ResultError(f"Rating {control.name!r} needs an integer 0..{top}, got {rating!r}")
+        given, converted = rating, plain_number(rating)
+        if not isinstance(converted, int) or not 0 <= converted <= top:
+            raise ResultError(f"Rating {control.name!r} needs an integer 0..{top}, got {given!r}")
+        rating = converted
         return self._classification(
             ("rating",), "rating", rating, control.name, to_name, score, region
         )[1]

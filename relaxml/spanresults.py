@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .prediction import plain_number
 from .resultbase import (
     Item,
     LabelArg,
@@ -61,12 +62,13 @@ class SpanResults(ResultBuilderBase):
 
         `text` is the spanned text, `task_text[start:end]`: optional but conventional.
         """
-        if not (_is_int(start) and _is_int(end)) or not 0 <= start <= end:
+        first, last = _int(start), _int(end)
+        if first is None or last is None or not 0 <= first <= last:
             raise ResultError(f"a text span needs integers 0 <= start <= end, got {start}, {end}")
         control, target, labels = self._span_control(
             ("labels",), ("text",), label, from_name, to_name
         )
-        value: dict[str, Any] = {"start": start, "end": end}
+        value: dict[str, Any] = {"start": first, "end": last}
         if text is not None:
             value["text"] = text
         value[control.type] = labels
@@ -91,7 +93,8 @@ class SpanResults(ResultBuilderBase):
         `start` and `end` are XPaths of the elements holding the span's ends (e.g.
         `"/p[1]/text()[1]"`), `start_offset` and `end_offset` character offsets within them.
         """
-        if not (_is_int(start_offset) and _is_int(end_offset)) or min(start_offset, end_offset) < 0:
+        offsets = (_int(start_offset), _int(end_offset))
+        if offsets[0] is None or offsets[1] is None or min(offsets[0], offsets[1]) < 0:
             raise ResultError("start_offset and end_offset must be integers >= 0")
         control, target, labels = self._span_control(
             ("labels", "hypertextlabels"), ("hypertext",), label, from_name, to_name
@@ -99,8 +102,8 @@ class SpanResults(ResultBuilderBase):
         value: dict[str, Any] = {
             "start": start,
             "end": end,
-            "startOffset": start_offset,
-            "endOffset": end_offset,
+            "startOffset": offsets[0],
+            "endOffset": offsets[1],
         }
         if text is not None:
             value["text"] = text
@@ -120,11 +123,11 @@ class SpanResults(ResultBuilderBase):
         id: str | None = None,
     ) -> Item:
         """A `Labels` region of an `Audio`, from `start` to `end` seconds."""
-        _check_interval(start, end, "an audio segment")
+        begin, finish = _check_interval(start, end, "an audio segment")
         control, target, labels = self._span_control(
             ("labels",), ("audio", "audioplus"), label, from_name, to_name
         )
-        value: dict[str, Any] = {"start": float(start), "end": float(end)}
+        value: dict[str, Any] = {"start": float(begin), "end": float(finish)}
         if channel is not None:
             value["channel"] = int(channel)
         value[control.type] = labels
@@ -150,7 +153,7 @@ class SpanResults(ResultBuilderBase):
         if not isinstance(start, str) or not isinstance(end, str):
             if isinstance(start, str) or isinstance(end, str):
                 raise ResultError("start and end must both be numbers or both be strings")
-            _check_interval(start, end, "a time series span")
+            start, end = _check_interval(start, end, "a time series span")
         control, target, labels = self._span_control(
             ("timeserieslabels",), ("timeseries",), label, from_name, to_name
         )
@@ -199,14 +202,18 @@ class SpanResults(ResultBuilderBase):
         return label.name
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _int(value: object) -> int | None:
+    """`value` as an `int` when it is an integer (NumPy integers included), else None."""
+    number = plain_number(value)
+    return number if isinstance(number, int) else None
 
 
-def _check_interval(start: Any, end: Any, what: str) -> None:
-    numbers = all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        for v in (start, end)
-    )
-    if not numbers or start > end:
+def _check_interval(start: Any, end: Any, what: str) -> tuple[int | float, int | float]:
+    """`start` and `end` as Python numbers, when both are finite and `start <= end`."""
+    numbers = (plain_number(start), plain_number(end))
+    low, high = numbers
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         raise ResultError(f"{what} needs finite numbers start <= end, got {start!r}, {end!r}")
+    if low > high:
+        raise ResultError(f"{what} needs finite numbers start <= end, got {start!r}, {end!r}")
+    return low, high

@@ -9,14 +9,13 @@ of `Problem`s, empty when the prediction is fine.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from . import rle
 from .labelconfig import LabelConfig, LabelConfigError, parse_label_config
-from .prediction import Prediction, is_mapping
+from .prediction import Prediction, is_mapping, plain_number, real_number
 from .tags import ControlTag, Label
 
 __all__ = ["Problem", "check_prediction", "check_result"]
@@ -255,7 +254,8 @@ def _check_value(
     elif kind == "rating":
         rating = value.get("rating")
         top = _attr(control, "maxRating") or 5
-        if not (isinstance(rating, int) and not isinstance(rating, bool) and 0 <= rating <= top):
+        number = plain_number(rating)
+        if not (isinstance(number, int) and 0 <= number <= top):
             return [("bad-value", f"value.rating must be an integer 0..{top:g}, got {rating!r}")]
     elif kind == "datetime" and not isinstance(value.get("datetime"), str):
         return [("bad-value", "value.datetime must be a string")]
@@ -288,7 +288,8 @@ def _is_id(value: Any) -> TypeGuard[str]:
 
 
 def _finite(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite real number: int, float, a NumPy scalar, ... (relaxml sends them as numbers)."""
+    return real_number(value) is not None
 
 
 def _strings(value: Any) -> TypeGuard[list[str]]:

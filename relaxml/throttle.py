@@ -1,0 +1,42 @@
+"""`LogThrottle`: log a kind of message at most once per interval.
+
+A model that returns the wrong shape usually does so on every call; one log line a minute per
+kind says why without flooding the log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+INTERVAL = 60.0
+MAX_KINDS = 256
+
+
+class LogThrottle:
+    """Says whether a message of a given kind may be logged now (at most once per `interval`
+    seconds per kind; at most `max_kinds` kinds remembered, the oldest forgotten first)."""
+
+    def __init__(
+        self,
+        interval: float = INTERVAL,
+        max_kinds: int = MAX_KINDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self.max_kinds = max_kinds
+        self._clock = clock
+        self._last: OrderedDict[str, float] = OrderedDict()
+
+    def allow(self, kind: str) -> bool:
+        """True when nothing of `kind` was logged in the last `interval` seconds."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[kind] = now
+        self._last.move_to_end(kind)
+        while len(self._last) > self.max_kinds:
+            self._last.popitem(last=False)
+        return True
