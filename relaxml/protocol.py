@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 from .errors import BadRequest
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+"""Task, project and job ids are stored as SQLite integers: 64-bit, signed."""
 
 
 @dataclass
@@ -83,8 +88,47 @@ def project_id_of(project: str | None) -> int | None:
     """The numeric project id of a project uid such as `"12.1795845042"`, if it has one."""
     if not project:
         return None
-    head = project.split(".", 1)[0]
-    return int(head) if head.isdigit() else None
+    return ascii_int(project.split(".", 1)[0])
+
+
+def ascii_int(text: str) -> int | None:
+    """`text` as an integer if it is ASCII digits only and fits 64 bits, else None.
+
+    `str.isdigit` alone accepts `"²"` and other Unicode digits, which `int()` refuses.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= INT64_MAX else None
+
+
+def is_int64(value: object) -> TypeGuard[int]:
+    """Whether `value` is an int (not a bool) that fits a signed 64-bit integer."""
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+def check_hostname(value: str | None, where: str = "hostname") -> str | None:
+    """`value` if it is an http(s) URL with a host (blank: None); else a 422 naming `where`."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not is_http_url(text):
+        raise BadRequest(
+            f"'{where}' must be an http:// or https:// URL with a host, such as "
+            f"http://label-studio:8080, got {text[:100]!r}",
+            field=where,
+        )
+    return text
+
+
+def is_http_url(text: str) -> bool:
+    """Whether `text` is an http(s) URL with a host and a valid port (if any)."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def parse_setup(body: object) -> SetupRequest:
@@ -95,7 +139,7 @@ def parse_setup(body: object) -> SetupRequest:
     return SetupRequest(
         project=project,
         label_config=_opt_str(obj.get("schema", obj.get("label_config")), "schema"),
-        hostname=_opt_str(obj.get("hostname"), "hostname"),
+        hostname=check_hostname(_opt_str(obj.get("hostname"), "hostname")),
         access_token=_opt_str(obj.get("access_token"), "access_token"),
         extra_params=parse_extra_params(obj.get("extra_params")),
     )
@@ -142,12 +186,16 @@ def parse_task(value: object, where: str = "task") -> Task:
         raise BadRequest(
             f"'{where}.id' must be an integer, got {_kind(task_id)}", field=f"{where}.id"
         )
+    if not is_int64(task_id):
+        raise BadRequest(
+            f"'{where}.id' is out of range: task ids are 64-bit integers", field=f"{where}.id"
+        )
     data = obj.get("data")
     if type(data) is not dict:
         what = "missing" if data is None else f"must be an object, got {_kind(data)}"
         raise BadRequest(f"'{where}.data' {what}", field=f"{where}.data")
     project = obj.get("project")
-    return Task(task_id, data, project if type(project) is int else None, obj)
+    return Task(task_id, data, project if is_int64(project) else None, obj)
 
 
 def parse_extra_params(value: object) -> dict[str, Any]:
