@@ -1,15 +1,19 @@
 """A typed view of a Label Studio labeling config: control tags, object tags and their labels.
 
 `parse_label_config(xml)` returns a `LabelConfig`, cached per config string, so calling it on
-every request costs a dictionary lookup. The rules follow Label Studio's own: a tag with `name`
-and `toName` is a control (what annotators produce, e.g. `RectangleLabels`); a tag with `name` and
-`value` is an object (what is being labeled, e.g. `Image`); `Label` and `Choice` tags inside a
-control are its labels, nested `Choice` tags of a `Taxonomy` form a tree.
+every request costs a dictionary lookup. The cache holds at most `CACHE_SIZE` configs and
+`CACHE_CHARS` characters of them, least recently used out first.
+
+The rules follow Label Studio's own: a tag with `name` and `toName` is a control (what
+annotators produce, e.g. `RectangleLabels`); a tag with `name` and `value` is an object (what is
+being labeled, e.g. `Image`); `Label` and `Choice` tags inside a control are its labels, nested
+`Choice` tags of a `Taxonomy` form a tree.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from types import MappingProxyType
 
@@ -45,6 +49,12 @@ _OBJECT_TYPES = frozenset(
     }
 )
 """Object tags that stay objects even with a `toName` (a `<Chat>` labels itself)."""
+
+CACHE_SIZE = 128
+"""Most parsed label configs kept."""
+
+CACHE_CHARS = 32_000_000
+"""Most characters of label config source kept in the cache, all configs together."""
 
 
 class UnknownTagError(KeyError):
@@ -140,13 +150,61 @@ class LabelConfig:
         return None
 
 
-@functools.lru_cache(maxsize=128)
+class _ParseCache:
+    """Parsed configs by source, bounded by count and characters. Thread-safe."""
+
+    def __init__(self, size: int, chars: int) -> None:
+        self.size = size
+        self.chars = chars
+        self.held = 0
+        self._entries: OrderedDict[str, LabelConfig] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, xml: str) -> LabelConfig | None:
+        with self._lock:
+            found = self._entries.get(xml)
+            if found is not None:
+                self._entries.move_to_end(xml)
+            return found
+
+    def put(self, xml: str, config: LabelConfig) -> None:
+        if len(xml) > self.chars // 4:
+            return
+        with self._lock:
+            if xml in self._entries:
+                return
+            self._entries[xml] = config
+            self.held += len(xml)
+            while len(self._entries) > self.size or self.held > self.chars:
+                old, _ = self._entries.popitem(last=False)
+                self.held -= len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.held = 0
+
+
+_cache = _ParseCache(CACHE_SIZE, CACHE_CHARS)
+
+
 def parse_label_config(xml: str) -> LabelConfig:
     """Parse a labeling config; the result is cached per config string.
 
     Raises `LabelConfigError` (a ValueError) naming the line for malformed XML, a DTD or entity,
     an oversized config, duplicate tag names, or a `toName` naming no tag.
     """
+    found = _cache.get(xml)
+    if found is None:
+        found = _parse(xml)
+        _cache.put(xml, found)
+    return found
+
+
+def _parse(xml: str) -> LabelConfig:
     root = parse_xml(xml)
     controls: list[ControlTag] = []
     objects: list[ObjectTag] = []
