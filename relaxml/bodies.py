@@ -9,13 +9,9 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from .errors import BadRequest, HTTPError
-from .protocol import ascii_int
+from .protocol import MAX_DEPTH, ascii_int, depth_exceeds
 
 _PARSE_IN_THREAD = 1024 * 1024  # parse bodies above 1 MiB off the event loop
-
-MAX_DEPTH = 100
-"""How deeply JSON arrays and objects may nest in a request body. Label Studio's deepest
-payloads (a task with annotations and polygon points) nest about ten levels."""
 
 
 def _too_large(limit: int, setting: str) -> HTTPError:
@@ -61,21 +57,6 @@ def parse_json(body: bytes) -> Any:
     if depth_exceeds(value, MAX_DEPTH):
         raise _too_deep()
     return value
-
-
-def depth_exceeds(value: object, limit: int) -> bool:
-    """Whether arrays and objects in `value` nest more than `limit` deep (checked iteratively)."""
-    if not isinstance(value, (dict, list)):
-        return False
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-    return False
 
 
 def _too_deep() -> BadRequest:

@@ -20,6 +20,10 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 """Task, project and job ids are stored as SQLite integers: 64-bit, signed."""
 
+MAX_DEPTH = 100
+"""How deeply JSON arrays and objects may nest in a request body. Label Studio's deepest
+payloads (a task with annotations and polygon points) nest about ten levels."""
+
 
 @dataclass
 class Task:
@@ -207,15 +211,34 @@ def parse_extra_params(value: object) -> dict[str, Any]:
             return {}
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest(
                 "'extra_params' is a string but not valid JSON", field="extra_params"
             ) from None
+        if depth_exceeds(value, MAX_DEPTH):
+            raise BadRequest(
+                f"'extra_params' nests more than {MAX_DEPTH} levels deep", field="extra_params"
+            )
     if not isinstance(value, dict):
         raise BadRequest(
             f"'extra_params' must be a JSON object, got {_kind(value)}", field="extra_params"
         )
     return value
+
+
+def depth_exceeds(value: object, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest more than `limit` deep (checked iteratively)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def _project(value: object, where: str, *, required: bool) -> str | None:

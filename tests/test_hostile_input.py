@@ -158,6 +158,10 @@ def test_json_nested_past_the_limit_is_refused_and_within_it_accepted(serve):
     answer = client.post("/predict", json=nested(101))
     assert answer.status_code == 400
     assert "more than 100 levels deep" in answer.json()["detail"]
+    for extra in ("[" * 5000 + "]" * 5000, "[" * 101 + "]" * 101):  # a JSON string inside JSON
+        answer = client.post("/setup", json={"project": "1.1", "extra_params": extra})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == "extra_params"
 
 
 def test_a_project_uid_with_a_unicode_digit_is_no_500(serve):
