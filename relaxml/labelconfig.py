@@ -1,8 +1,8 @@
 """A typed view of a Label Studio labeling config: control tags, object tags and their labels.
 
 `parse_label_config(xml)` returns a `LabelConfig`, cached per config string, so calling it on
-every request costs a dictionary lookup. The cache holds at most `CACHE_SIZE` configs and
-`CACHE_CHARS` characters of them, least recently used out first.
+every request costs a dictionary lookup. The cache holds at most `CACHE_SIZE` configs and about
+`CACHE_BYTES` of memory, least recently used out first.
 
 The rules follow Label Studio's own: a tag with `name` and `toName` is a control (what
 annotators produce, e.g. `RectangleLabels`); a tag with `name` and `value` is an object (what is
@@ -53,8 +53,12 @@ _OBJECT_TYPES = frozenset(
 CACHE_SIZE = 128
 """Most parsed label configs kept."""
 
-CACHE_CHARS = 32_000_000
-"""Most characters of label config source kept in the cache, all configs together."""
+CACHE_BYTES = 128 * 1024 * 1024
+"""About the most memory the parsed configs in the cache may hold, all together. A config over
+half of it is parsed on every call instead of kept."""
+
+BYTES_PER_CHAR = 12
+"""Memory a parsed config holds per character of its source (measured: about 11)."""
 
 
 class UnknownTagError(KeyError):
@@ -151,11 +155,11 @@ class LabelConfig:
 
 
 class _ParseCache:
-    """Parsed configs by source, bounded by count and characters. Thread-safe."""
+    """Parsed configs by source, bounded by count and estimated memory. Thread-safe."""
 
-    def __init__(self, size: int, chars: int) -> None:
+    def __init__(self, size: int, budget: int) -> None:
         self.size = size
-        self.chars = chars
+        self.budget = budget
         self.held = 0
         self._entries: OrderedDict[str, LabelConfig] = OrderedDict()
         self._lock = threading.Lock()
@@ -171,16 +175,17 @@ class _ParseCache:
             return found
 
     def put(self, xml: str, config: LabelConfig) -> None:
-        if len(xml) > self.chars // 4:
+        cost = len(xml) * BYTES_PER_CHAR
+        if cost > self.budget // 2:
             return
         with self._lock:
             if xml in self._entries:
                 return
             self._entries[xml] = config
-            self.held += len(xml)
-            while len(self._entries) > self.size or self.held > self.chars:
+            self.held += cost
+            while len(self._entries) > self.size or self.held > self.budget:
                 old, _ = self._entries.popitem(last=False)
-                self.held -= len(old)
+                self.held -= len(old) * BYTES_PER_CHAR
 
     def clear(self) -> None:
         with self._lock:
@@ -188,7 +193,7 @@ class _ParseCache:
             self.held = 0
 
 
-_cache = _ParseCache(CACHE_SIZE, CACHE_CHARS)
+_cache = _ParseCache(CACHE_SIZE, CACHE_BYTES)
 
 
 def parse_label_config(xml: str) -> LabelConfig:

@@ -456,16 +456,17 @@ def test_the_project_registry_is_bounded_by_bytes_and_skips_huge_configs():
     assert project.label_config is None
 
 
-def test_the_label_config_parse_cache_is_bounded_by_count_and_characters(monkeypatch):
-    cache = labelconfig._ParseCache(size=8, chars=40_000)
+def test_the_label_config_parse_cache_is_bounded_by_count_and_memory(monkeypatch):
+    budget = 40_000 * labelconfig.BYTES_PER_CHAR
+    cache = labelconfig._ParseCache(size=8, budget=budget)
     monkeypatch.setattr(labelconfig, "_cache", cache)
     for i in range(100):
-        config = CONFIG.replace("positive", f"label{i}") + " " * (i * 90)
+        config = CONFIG.replace("positive", f"label{i}") + " " * (i * 150)
         parsed = labelconfig.parse_label_config(config)
         assert labelconfig.parse_label_config(config) is parsed
         assert len(cache) <= 8
-        assert cache.held <= 40_000
-    big = CONFIG + " " * 20_000  # over a quarter of the cache: parsed, not kept
+        assert cache.held <= budget
+    big = CONFIG + " " * 20_000  # over half of the budget: parsed, not kept
     labelconfig.parse_label_config(big)
     assert cache.get(big) is None
 
