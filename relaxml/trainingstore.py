@@ -313,14 +313,21 @@ def _trim(db: sqlite3.Connection, max_bytes: int) -> int:
     if total <= max_bytes:
         return 0
     rows = db.execute(
-        "SELECT id, project, action, LENGTH(payload) FROM training_events"
-        " WHERE run_id IS NULL AND LENGTH(payload) > 64 ORDER BY id"
+        "SELECT id, project, action, LENGTH(payload), SUBSTR(payload, -32) FROM training_events"
+        " WHERE run_id IS NULL AND LENGTH(payload) > 100 ORDER BY id"
     ).fetchall()
     trimmed = 0
-    for event_id, project, action, size in rows:
+    for event_id, project, action, size, tail in rows:
         if total <= max_bytes:
             break
-        stub = json.dumps({"action": action, "project_id": ascii_int(str(project))})
+        stub = json.dumps(
+            {
+                "action": action,
+                "project_id": ascii_int(str(project)),
+                # `TrainingEvent.to_payload` writes this key last, after everything a caller sent
+                "authenticated": not str(tail).endswith('"authenticated": false}'),
+            }
+        )
         db.execute("UPDATE training_events SET payload = ? WHERE id = ?", (stub, event_id))
         total -= size - len(stub)
         trimmed += 1

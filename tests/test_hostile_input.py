@@ -393,6 +393,29 @@ def test_queued_events_are_bounded_by_count_per_project_and_by_bytes(serve):
     assert model.events[-1].project_id == 10
 
 
+def test_a_trimmed_event_stays_marked_unauthenticated(serve):
+    client = serve(
+        Trainable,
+        basic_auth_user="ls",
+        basic_auth_pass="s3cret",
+        train_every=10_000,
+        max_queued_event_bytes=40_000,  # each event below stores about 30,000 (raw and lists)
+    )
+    model = backend_of(client).model
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": 12},
+        "annotation": {"r": "x" * 15_000},
+    }
+    assert client.post("/webhook", json=event).status_code == 200
+    assert client.post("/webhook", json=event, headers=AUTH).status_code == 200  # trims the first
+    client.post("/train", json={"project": "12.1"}, headers=AUTH)
+    wait_for(lambda: model.events)
+    assert model.events[-1].coalesced == 3
+    assert model.events[-1].authenticated is False
+    assert len(model.events[-1].annotations) == 1  # the trimmed one's payload is gone
+
+
 def test_a_finished_run_drops_its_event_payloads_and_old_records_go(serve):
     client = serve(Trainable)
     backend = backend_of(client)
