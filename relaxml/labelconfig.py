@@ -187,11 +187,6 @@ class _ParseCache:
                 old, _ = self._entries.popitem(last=False)
                 self.held -= len(old) * BYTES_PER_CHAR
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self.held = 0
-
 
 _cache = _ParseCache(CACHE_SIZE, CACHE_BYTES)
 
