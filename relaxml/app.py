@@ -85,9 +85,19 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
 
     def post(
         action: Callable[[Backend, Any, Request], Awaitable[dict[str, Any]] | dict[str, Any]],
+        *,
+        webhook: bool = False,
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            body = await read_json(request, limit)
+            if webhook:
+                _refuse_strict_unauthenticated(request, settings)
+                body = await read_json(
+                    request,
+                    settings.webhook_max_body_size,
+                    setting="RELAXML_WEBHOOK_MAX_BODY_SIZE",
+                )
+            else:
+                body = await read_json(request, limit)
             try:
                 answer = action(request.app.state.backend, body, request)
                 if not isinstance(answer, dict):
@@ -111,7 +121,7 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         Route("/metrics", _metrics, methods=["GET"]),
         Route("/setup", post(lambda b, body, r: b.setup(body)), methods=["POST"]),
         Route("/predict", post(_predict), methods=["POST"]),
-        Route("/webhook", post(_webhook), methods=["POST"]),
+        Route("/webhook", post(_webhook, webhook=True), methods=["POST"]),
         Route("/train", post(lambda b, body, r: b.train(body)), methods=["POST"]),
         Route(
             "/job_status", post(lambda b, body, r: reports.job_status(b, body)), methods=["POST"]
@@ -177,6 +187,17 @@ async def _webhook(backend: Backend, body: Any, request: Request) -> dict[str, A
     if isinstance(body, dict) and isinstance(body.get("action"), str):
         request.scope["relaxml.note"] = body["action"][:40]
     return await backend.webhook(body, authenticated=request.scope.get(AUTHENTICATED, True))
+
+
+def _refuse_strict_unauthenticated(request: Request, settings: Settings) -> None:
+    """In `strict` webhook mode, refuse a `/webhook` without credentials before reading it."""
+    if settings.webhook_auth == "strict" and not request.scope.get(AUTHENTICATED, True):
+        raise HTTPError(
+            401,
+            "unauthorized",
+            "/webhook needs Basic Auth credentials (RELAXML_WEBHOOK_AUTH=strict)",
+            headers={"WWW-Authenticate": 'Basic realm="relaxml"'},
+        )
 
 
 def _check_model_source(model: object) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ from .model import LabelStudioModel
 from .outbox import Outbox
 from .prediction import Entry, json_safe, normalize
 from .projects import Project, ProjectRegistry
-from .protocol import Task, parse_predict, parse_setup
+from .protocol import Task, is_http_url, parse_predict, parse_setup
 from .scheduler import Scheduler, chunked
 from .settings import Settings
 from .sqlite import FILENAME
@@ -50,6 +52,7 @@ logger = logging.getLogger("relaxml")
 
 _SECRET_PARAMS = frozenset({"login", "password"})
 DEFAULT_MERGE_SIZE = 64  # tasks per merged call when batch_timeout is set without max_batch_size
+MAX_FETCHERS = 32  # media fetchers kept (one per Label Studio URL and token), least recent out
 
 
 class Backend:
@@ -69,17 +72,21 @@ class Backend:
         self._output_log = LogThrottle()
         self._task_group = task_group
         self.metrics = metrics or Metrics()
-        self.projects = ProjectRegistry()
+        self.projects = ProjectRegistry(max_projects=settings.max_projects)
         self.scheduler = Scheduler(
             max_concurrency=settings.max_concurrency, max_queue=settings.max_queue
         )
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
         data_dir = Path(settings.data_dir)
-        self._media: dict[tuple[str | None, str | None], MediaFetcher] = {}
+        self._media: OrderedDict[tuple[str | None, str | None], MediaFetcher] = OrderedDict()
         database = data_dir / FILENAME
         self.leader = LeaderLock(data_dir / "leader.lock")
         self.outbox = Outbox(database)
-        self.training_store = TrainingStore(database)
+        self.training_store = TrainingStore(
+            database,
+            max_events=settings.max_queued_events,
+            max_bytes=settings.max_queued_event_bytes,
+        )
         self.versions = VersionStore(database)
         self.background = BackgroundPredictions(
             settings=settings,
@@ -145,7 +152,7 @@ class Backend:
             client = self.clients.get(
                 project.hostname if project else None, project.access_token if project else None
             )
-        except LabelStudioError:
+        except (LabelStudioError, ValueError):  # no URL, or an unusable one
             client = None
         last = self.training_store.last_success(event.project_key)
         return RunControl(client, last)
@@ -200,6 +207,8 @@ class Backend:
         """`POST /predict`: one entry per task, in order, or a background job."""
         request = parse_predict(body)
         project = self.projects.for_predict(request)
+        if project.hostname and not is_http_url(project.hostname):
+            project = replace(project, hostname=None)  # never from /setup, which refuses it
         context = Context(
             project=project,
             label_config=request.label_config or project.label_config,
@@ -269,27 +278,36 @@ class Backend:
         return error
 
     def media_for(self, project: Project) -> MediaFetcher:
-        """The media fetcher for a project's Label Studio (shared per URL and key)."""
+        """The media fetcher for a project's Label Studio (shared per URL and key).
+
+        At most `MAX_FETCHERS` are kept; the least recently used one is closed first.
+        """
         key = (project.hostname, project.access_token)
         fetcher = self._media.get(key)
-        if fetcher is None:
-            try:
-                client: LabelStudioClient | None = self.clients.get(*key)
-            except LabelStudioError:
-                client = None
-            root = self.settings.local_files_root
-            fetcher = self._media[key] = MediaFetcher(
-                client,
-                Path(self.settings.data_dir) / "media",
-                max_bytes=self.settings.media_max_bytes,
-                cache_bytes=self.settings.media_cache_bytes,
-                local_files_root=Path(root) if root else None,
-            )
+        if fetcher is not None:
+            self._media.move_to_end(key)
+            return fetcher
+        try:
+            client: LabelStudioClient | None = self.clients.get(*key)
+        except (LabelStudioError, ValueError):  # no URL, or an unusable one
+            client = None
+        root = self.settings.local_files_root
+        fetcher = self._media[key] = MediaFetcher(
+            client,
+            Path(self.settings.data_dir) / "media",
+            max_bytes=self.settings.media_max_bytes,
+            cache_bytes=self.settings.media_cache_bytes,
+            local_files_root=Path(root) if root else None,
+            deadline=self.settings.media_deadline,
+        )
+        while len(self._media) > MAX_FETCHERS:
+            _, evicted = self._media.popitem(last=False)
+            evicted.close()  # a download still using it reconnects
         return fetcher
 
     async def webhook(self, body: object, *, authenticated: bool) -> dict[str, Any]:
         """`POST /webhook`: acknowledge at once; training happens in the background."""
-        event = event_from_webhook(body)
+        event = event_from_webhook(body, authenticated=authenticated)
         if not authenticated and (
             event.action == START_TRAINING or self.settings.webhook_auth == "strict"
         ):
@@ -300,7 +318,13 @@ class Backend:
                 headers={"WWW-Authenticate": 'Basic realm="relaxml"'},
             )
         if event.action == "PROJECT_UPDATED" and event.project_id and event.label_config:
-            self.projects.update_label_config(event.project_id, event.label_config)
+            if authenticated:  # a caller without credentials must not rewrite the config
+                self.projects.update_label_config(event.project_id, event.label_config)
+            else:
+                logger.info(
+                    "PROJECT_UPDATED without credentials: label config of project %d not taken",
+                    event.project_id,
+                )
         if event.action not in self.settings.train_on:
             return {"status": "ignored", "action": event.action}
         return await self._submit(event)

@@ -4,7 +4,8 @@ With `batch_timeout` set on the model, a request smaller than `max_batch_size` w
 `batch_timeout` seconds for others of the same project and label config; then one `predict`
 call gets all their tasks (never more than `max_batch_size`), and each request gets back its
 own entries, in order. If the merged call fails, each request in it gets the error: a failing
-batch fails only its own requests. Interactive requests are never merged.
+batch fails only its own requests. Interactive requests are never merged. At most `MAX_OPEN`
+batches wait at once; a request beyond that runs alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from anyio.abc import TaskGroup
 
 from .context import Context
 from .protocol import Task
+
+MAX_OPEN = 256
+"""Most batches (distinct project and label config pairs) waiting at once."""
 
 RunModel = Callable[[list[Task], Context], Awaitable[list[Any]]]
 
@@ -55,6 +59,8 @@ class MicroBatcher:
             return await self._run(tasks, context)
         key = (context.project.uid, context.label_config)
         batch = self._open.get(key)
+        if batch is None and len(self._open) >= MAX_OPEN:
+            return await self._run(tasks, context)
         if batch is not None and batch.size + len(tasks) > self.max_size:
             self._flush(key, batch)
             batch = None

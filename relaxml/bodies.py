@@ -1,4 +1,4 @@
-"""Reading a JSON request body: size limit first (413), then a clear 400 for bad JSON."""
+"""Reading a JSON request body: size limit first (413), then a clear 400 for bad or deep JSON."""
 
 from __future__ import annotations
 
@@ -9,36 +9,57 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from .errors import BadRequest, HTTPError
+from .protocol import MAX_DEPTH, ascii_int, depth_exceeds
 
 _PARSE_IN_THREAD = 1024 * 1024  # parse bodies above 1 MiB off the event loop
 
 
-def _too_large(limit: int) -> HTTPError:
+def _too_large(limit: int, setting: str) -> HTTPError:
     return HTTPError(
         413,
         "body_too_large",
-        f"the request body is larger than {limit} bytes (set RELAXML_MAX_BODY_SIZE to raise it)",
+        f"the request body is larger than {limit} bytes (set {setting} to raise it)",
     )
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The decoded JSON body of `request`, at most `limit` bytes long."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+async def read_json(request: Request, limit: int, *, setting: str = "RELAXML_MAX_BODY_SIZE") -> Any:
+    """The decoded JSON body of `request`, at most `limit` bytes long (`setting` raises it).
+
+    The size is checked from `Content-Length` before reading and again while streaming, so an
+    oversized body is refused without being read whole.
+    """
+    declared = ascii_int(request.headers.get("content-length", "").strip())
+    if declared is not None and declared > limit:
+        raise _too_large(limit, setting)
     parts: list[bytes] = []
     size = 0
     async for part in request.stream():
         size += len(part)
         if size > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, setting)
         parts.append(part)
     body = b"".join(parts)
     if not body.strip():
         raise BadRequest("the request body is empty: expected a JSON object")
+    if len(body) > _PARSE_IN_THREAD:
+        return await anyio.to_thread.run_sync(parse_json, body)
+    return parse_json(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """`body` decoded as JSON, nested at most `MAX_DEPTH` deep; `BadRequest` (400) if not."""
     try:
-        if len(body) > _PARSE_IN_THREAD:
-            return await anyio.to_thread.run_sync(json.loads, body)
-        return json.loads(body)
+        value = json.loads(body)
+    except RecursionError:
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if depth_exceeds(value, MAX_DEPTH):
+        raise _too_deep()
+    return value
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(
+        f"the request body nests arrays and objects more than {MAX_DEPTH} levels deep"
+    )

@@ -23,6 +23,8 @@ from .validation import Problem, check_result
 logger = logging.getLogger("relaxml")
 
 MAX_REMEMBERED = 1000
+"""Most problem kinds remembered as reported (each key at most `KEY_CHARS` long)."""
+KEY_CHARS = 200
 WARN_SAMPLE = 8
 
 
@@ -53,7 +55,7 @@ class ConfigCheck:
             text += f" (and {len(problems) - 1} more)"
         if self.mode == "error" and first.code != "bad-config":
             raise ModelOutputError(f"{text}; Label Studio's editor would drop it")
-        key = f"{first.code}:{first.message}"
+        key = f"{first.code}:{first.message}"[:KEY_CHARS]
         if key not in self._reported and len(self._reported) < MAX_REMEMBERED:
             self._reported.add(key)
             logger.warning(

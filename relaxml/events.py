@@ -14,7 +14,7 @@ from typing import Any
 
 from .client import LabelStudioClient, LabelStudioError
 from .errors import BadRequest
-from .protocol import project_id_of
+from .protocol import is_int64, project_id_of
 from .trainingdata import annotated_tasks
 
 START_TRAINING = "START_TRAINING"
@@ -38,6 +38,10 @@ class TrainingEvent:
       When several events were coalesced into one run, their annotations and tasks are
       concatenated, oldest first, and `coalesced` says how many events there were.
     - `raw`: the whole payload (of the latest event).
+    - `authenticated`: False when a caller without credentials sent the event (Basic Auth on,
+      `RELAXML_WEBHOOK_AUTH=events-open`; docs/auth.md). Its payload is then whatever that
+      caller wrote: read training data with `annotated_tasks()`, which asks Label Studio.
+      For coalesced events, True only if every one of them was.
 
     During a run, `annotated_tasks()` fetches the project's training data from Label Studio
     and `should_stop()` tells whether the run was cancelled.
@@ -51,6 +55,7 @@ class TrainingEvent:
     tasks: list[dict[str, Any]] = field(default_factory=list, repr=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     coalesced: int = 1
+    authenticated: bool = True
     control: RunControl | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -88,6 +93,7 @@ class TrainingEvent:
             "annotations": self.annotations,
             "tasks": self.tasks,
             "raw": self.raw,
+            "authenticated": self.authenticated,
         }
 
     @classmethod
@@ -101,7 +107,7 @@ class TrainingEvent:
         return str(self.project_id) if self.project_id is not None else "unknown"
 
 
-def event_from_webhook(body: object) -> TrainingEvent:
+def event_from_webhook(body: object, *, authenticated: bool = True) -> TrainingEvent:
     """Read a `/webhook` payload, whatever its action."""
     if not isinstance(body, dict):
         raise BadRequest("the webhook body must be a JSON object with an 'action'")
@@ -111,7 +117,7 @@ def event_from_webhook(body: object) -> TrainingEvent:
     project = body.get("project")
     project = project if isinstance(project, dict) else {}
     project_id = project.get("id")
-    if not isinstance(project_id, int) or isinstance(project_id, bool):
+    if not is_int64(project_id):
         project_id = None
     label_config = project.get("label_config")
     annotations = _listed(body.get("annotation")) + _listed(body.get("annotations"))
@@ -126,6 +132,7 @@ def event_from_webhook(body: object) -> TrainingEvent:
         annotations=annotations,
         tasks=tasks,
         raw=body,
+        authenticated=authenticated,
     )
 
 
@@ -164,7 +171,7 @@ def _listed(value: object) -> list[dict[str, Any]]:
 def _first_int(items: list[dict[str, Any]], key: str) -> int | None:
     for item in items:
         value = item.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_int64(value):
             return value
     return None
 
@@ -189,5 +196,6 @@ def merge(events: Sequence[TrainingEvent], control: RunControl | None = None) ->
         annotations=[a for e in events for a in e.annotations],
         tasks=[t for e in events for t in e.tasks],
         coalesced=len(events),
+        authenticated=all(e.authenticated for e in events),
         control=control,
     )

@@ -1,15 +1,19 @@
 """A typed view of a Label Studio labeling config: control tags, object tags and their labels.
 
 `parse_label_config(xml)` returns a `LabelConfig`, cached per config string, so calling it on
-every request costs a dictionary lookup. The rules follow Label Studio's own: a tag with `name`
-and `toName` is a control (what annotators produce, e.g. `RectangleLabels`); a tag with `name` and
-`value` is an object (what is being labeled, e.g. `Image`); `Label` and `Choice` tags inside a
-control are its labels, nested `Choice` tags of a `Taxonomy` form a tree.
+every request costs a dictionary lookup. The cache holds at most `CACHE_SIZE` configs and about
+`CACHE_BYTES` of memory, least recently used out first.
+
+The rules follow Label Studio's own: a tag with `name` and `toName` is a control (what
+annotators produce, e.g. `RectangleLabels`); a tag with `name` and `value` is an object (what is
+being labeled, e.g. `Image`); `Label` and `Choice` tags inside a control are its labels, nested
+`Choice` tags of a `Taxonomy` form a tree.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from types import MappingProxyType
 
@@ -45,6 +49,16 @@ _OBJECT_TYPES = frozenset(
     }
 )
 """Object tags that stay objects even with a `toName` (a `<Chat>` labels itself)."""
+
+CACHE_SIZE = 128
+"""Most parsed label configs kept."""
+
+CACHE_BYTES = 128 * 1024 * 1024
+"""About the most memory the parsed configs in the cache may hold, all together. A config over
+half of it is parsed on every call instead of kept."""
+
+BYTES_PER_CHAR = 12
+"""Memory a parsed config holds per character of its source (measured: about 11)."""
 
 
 class UnknownTagError(KeyError):
@@ -140,13 +154,57 @@ class LabelConfig:
         return None
 
 
-@functools.lru_cache(maxsize=128)
+class _ParseCache:
+    """Parsed configs by source, bounded by count and estimated memory. Thread-safe."""
+
+    def __init__(self, size: int, budget: int) -> None:
+        self.size = size
+        self.budget = budget
+        self.held = 0
+        self._entries: OrderedDict[str, LabelConfig] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, xml: str) -> LabelConfig | None:
+        with self._lock:
+            found = self._entries.get(xml)
+            if found is not None:
+                self._entries.move_to_end(xml)
+            return found
+
+    def put(self, xml: str, config: LabelConfig) -> None:
+        cost = len(xml) * BYTES_PER_CHAR
+        if cost > self.budget // 2:
+            return
+        with self._lock:
+            if xml in self._entries:
+                return
+            self._entries[xml] = config
+            self.held += cost
+            while len(self._entries) > self.size or self.held > self.budget:
+                old, _ = self._entries.popitem(last=False)
+                self.held -= len(old) * BYTES_PER_CHAR
+
+
+_cache = _ParseCache(CACHE_SIZE, CACHE_BYTES)
+
+
 def parse_label_config(xml: str) -> LabelConfig:
     """Parse a labeling config; the result is cached per config string.
 
     Raises `LabelConfigError` (a ValueError) naming the line for malformed XML, a DTD or entity,
     an oversized config, duplicate tag names, or a `toName` naming no tag.
     """
+    found = _cache.get(xml)
+    if found is None:
+        found = _parse(xml)
+        _cache.put(xml, found)
+    return found
+
+
+def _parse(xml: str) -> LabelConfig:
     root = parse_xml(xml)
     controls: list[ControlTag] = []
     objects: list[ObjectTag] = []

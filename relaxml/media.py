@@ -11,15 +11,19 @@ Every shape Label Studio 1.23 puts in task data is handled (see docs/media.md):
 
 Credentials go only to Label Studio's origin: once a redirect leaves it, none are sent again.
 Downloads stream to disk under a size limit, with timeouts, into a content-addressed cache.
+Each download also has an overall deadline: a server that trickles bytes slowly enough to
+never trip the read timeout is cut off when it is reached.
 """
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
+import socket
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
@@ -57,7 +61,8 @@ class MediaFetcher:
 
     `client` is Label Studio (None: only plain URLs and files under `local_files_root` work).
     `max_bytes` limits each download; `cache_bytes` caps the cache in `cache_dir`. `timeout`
-    and `connect_timeout` (seconds) bound each connection attempt and each wait for data.
+    and `connect_timeout` (seconds) bound each connection attempt and each wait for data;
+    `deadline` (seconds) bounds a whole download, redirects included.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class MediaFetcher:
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         max_redirects: int = 5,
+        deadline: float = 300.0,
     ) -> None:
         self.client = client
         self.max_bytes = max_bytes
@@ -78,6 +84,7 @@ class MediaFetcher:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_redirects = max_redirects
+        self.deadline = deadline
         self.cache = BlobCache(Path(cache_dir), cache_bytes)
         self._session = requests.Session()  # third-party and presigned URLs: no credentials
         self._guard = threading.Lock()
@@ -124,9 +131,11 @@ class MediaFetcher:
             cached = self.cache.lookup(key)
             if cached is not None:
                 return cached
-            response = self._open(url, value)
+            ends = time.monotonic() + self.deadline
+            response = self._open(url, value, ends)
             try:
-                return self._save(response, key, suffix_of(value), value)
+                with _Watchdog(response, ends) as watchdog:
+                    return self._save(response, key, suffix_of(value), value, watchdog)
             finally:
                 response.close()
 
@@ -169,11 +178,13 @@ class MediaFetcher:
                 if flight.users == 0:
                     del self._flights[key]
 
-    def _open(self, url: str, value: str) -> requests.Response:
+    def _open(self, url: str, value: str, ends: float) -> requests.Response:
         """GET `url`, following redirects; credentials only while on Label Studio's origin."""
         client = self.client
         credentials = client is not None and is_own(client, url)
         for _ in range(self.max_redirects + 1):
+            if time.monotonic() > ends:
+                raise self._too_slow(value, url)
             if credentials and client is not None and is_own(client, url):
                 response = self._get_from_label_studio(client, url, value)
             else:
@@ -249,7 +260,9 @@ class MediaFetcher:
                 message += " (or the presigned URL expired: raise the storage's presign_ttl)"
         return MediaError(message, url=redact(url), status_code=status)
 
-    def _save(self, response: requests.Response, key: str, suffix: str, value: str) -> Path:
+    def _save(
+        self, response: requests.Response, key: str, suffix: str, value: str, watchdog: _Watchdog
+    ) -> Path:
         length = response.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.max_bytes:
             raise self._too_big(value, int(length))
@@ -269,11 +282,17 @@ class MediaFetcher:
                     total += len(chunk)
                     if total > self.max_bytes:
                         raise self._too_big(value, None)
+                    if watchdog.expired():
+                        raise self._too_slow(value, response.url)
                     digest.update(chunk)
                     file.write(chunk)
+            if watchdog.expired():  # the cut may look like the end of the body
+                raise self._too_slow(value, response.url)
             stored = self.cache.store(key, temporary, digest.hexdigest(), suffix)
             return stored
         except requests.RequestException as exc:
+            if watchdog.expired():
+                raise self._too_slow(value, response.url) from None
             raise MediaError(
                 f"download of {redact(value)} broke off after {total} bytes: "
                 f"{type(exc).__name__} (read timeout {self.timeout:g} s)",
@@ -284,6 +303,13 @@ class MediaFetcher:
         finally:
             if stored is None:
                 temporary.unlink(missing_ok=True)
+
+    def _too_slow(self, value: str, url: str) -> MediaError:
+        return MediaError(
+            f"download of {redact(value)} took longer than the {self.deadline:g} s deadline "
+            "(set RELAXML_MEDIA_DEADLINE to raise it)",
+            url=redact(url),
+        )
 
     def _cache_error(self, value: str, exc: OSError) -> MediaError:
         return MediaError(
@@ -298,6 +324,49 @@ class MediaFetcher:
             "raise max_bytes to fetch it",
             url=redact(value),
         )
+
+
+class _Watchdog:
+    """Cuts a streaming response's connection when the deadline `ends` (monotonic) passes.
+
+    A blocked read then returns at once; `expired()` tells the reader why its data stopped.
+    """
+
+    def __init__(self, response: requests.Response, ends: float) -> None:
+        self._response = response
+        self._ends = ends
+        self._fired = threading.Event()
+        self._timer = threading.Timer(max(0.0, ends - time.monotonic()), self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self._fired.is_set() or time.monotonic() > self._ends
+
+    def _cut(self) -> None:
+        self._fired.set()
+        sock = _socket_of(self._response)
+        if sock is not None:
+            with suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket a streaming response reads from, if it can be found."""
+    raw = response.raw
+    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:  # through http.client's file object
+        fp = getattr(getattr(raw, "_fp", None), "fp", None)
+        sock = getattr(getattr(fp, "raw", None), "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def human_size(size: int) -> str:

@@ -3,16 +3,28 @@
 Label Studio calls `/setup` before every batch of predictions, so the registry compares what
 it receives with what it knows and reports whether anything changed; the model's `setup` hook
 runs only then.
+
+The registry is bounded: at most `max_projects` projects and `max_bytes` of their label configs,
+hostnames, tokens and extra params; the least recently used project is forgotten first (its
+next `/setup` counts as new). A label config larger than `MAX_KEPT_CONFIG` is not kept (Label
+Studio sends the config with every `/predict` anyway).
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .protocol import PredictRequest, SetupRequest, project_id_of
+
+MAX_KEPT_CONFIG = 5_000_000
+"""Characters: a longer label config is not remembered (the parser refuses it anyway)."""
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -33,15 +45,23 @@ class Project:
 
 
 class ProjectRegistry:
-    """The projects this process has seen, keyed by project uid. Thread-safe."""
+    """The projects this process has seen, keyed by project uid. Thread-safe and bounded."""
 
-    def __init__(self) -> None:
-        self._projects: dict[str, Project] = {}
+    def __init__(self, max_projects: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_projects = max_projects
+        self.max_bytes = max_bytes
+        self._projects: OrderedDict[str, Project] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, uid: str) -> Project | None:
         """The project with this uid, if known."""
-        return self._projects.get(uid)
+        with self._lock:
+            project = self._projects.get(uid)
+            if project is not None:
+                self._projects.move_to_end(uid)
+            return project
 
     def all(self) -> list[Project]:
         """Every known project."""
@@ -51,19 +71,24 @@ class ProjectRegistry:
     def __len__(self) -> int:
         return len(self._projects)
 
+    @property
+    def size(self) -> int:
+        """The characters held by the known projects' configs, hosts, tokens and params."""
+        return self._bytes
+
     def update_from_setup(self, request: SetupRequest) -> tuple[Project, bool]:
         """Record a `/setup` call; return the project and whether it is new or changed."""
         fresh = Project(
             uid=request.project,
             id=project_id_of(request.project),
-            label_config=request.label_config,
+            label_config=_kept(request.label_config),
             hostname=request.hostname,
             access_token=request.access_token,
             extra_params=request.extra_params,
         )
         with self._lock:
             known = self._projects.get(fresh.uid)
-            self._projects[fresh.uid] = fresh
+            self._put(fresh)
         return fresh, known != fresh
 
     def for_predict(self, request: PredictRequest) -> Project:
@@ -73,27 +98,33 @@ class ProjectRegistry:
         is built from the request; a newer label config in the request wins.
         """
         uid = request.project or _uid_from_tasks(request)
+        config = _kept(request.label_config)
         with self._lock:
             known = self._projects.get(uid)
             if known is None:
-                known = Project(uid=uid, id=project_id_of(uid), label_config=request.label_config)
-                self._projects[uid] = known
-            elif request.label_config and request.label_config != known.label_config:
-                known = replace(known, label_config=request.label_config)
-                self._projects[uid] = known
+                known = Project(uid=uid, id=project_id_of(uid), label_config=config)
+                self._put(known)
+            elif config and config != known.label_config:
+                known = replace(known, label_config=config)
+                self._put(known)
+            else:
+                self._projects.move_to_end(uid)
+        if request.label_config and known.label_config != request.label_config:
+            known = replace(known, label_config=request.label_config)  # this call only
         return known
 
     def update_label_config(self, project_id: int, label_config: str) -> None:
         """Take a new label config from a `PROJECT_UPDATED` webhook."""
+        config = _kept(label_config)
         with self._lock:
-            for uid, project in self._projects.items():
+            for project in list(self._projects.values()):
                 if project.id == project_id:
-                    self._projects[uid] = replace(project, label_config=label_config)
+                    self._put(replace(project, label_config=config), touch=False)
 
     def forget(self, uid: str) -> bool:
         """Drop a project (the `/delete` route); return whether it was known."""
         with self._lock:
-            return self._projects.pop(uid, None) is not None
+            return self._drop(uid)
 
     def copy(self, source: str, target: str) -> bool:
         """Copy a project's state to another uid (the `/duplicate_model` route)."""
@@ -101,8 +132,39 @@ class ProjectRegistry:
             known = self._projects.get(source)
             if known is None:
                 return False
-            self._projects[target] = replace(known, uid=target, id=project_id_of(target))
+            self._put(replace(known, uid=target, id=project_id_of(target)))
             return True
+
+    def _put(self, project: Project, *, touch: bool = True) -> None:
+        """Store `project` (lock held), then forget the least recently used beyond the bounds."""
+        self._bytes -= self._sizes.pop(project.uid, 0)
+        self._projects[project.uid] = project  # a known uid keeps its place in the order
+        if touch:
+            self._projects.move_to_end(project.uid)
+        self._sizes[project.uid] = _size(project)
+        self._bytes += self._sizes[project.uid]
+        while self._projects and (
+            len(self._projects) > self.max_projects or self._bytes > self.max_bytes
+        ):
+            self._drop(next(iter(self._projects)))
+
+    def _drop(self, uid: str) -> bool:
+        if self._projects.pop(uid, None) is None:
+            return False
+        self._bytes -= self._sizes.pop(uid, 0)
+        return True
+
+
+def _kept(label_config: str | None) -> str | None:
+    return label_config if label_config is None or len(label_config) <= MAX_KEPT_CONFIG else None
+
+
+def _size(project: Project) -> int:
+    size = len(project.uid) + len(project.label_config or "") + len(project.hostname or "")
+    size += len(project.access_token or "")
+    if project.extra_params:
+        size += len(json.dumps(project.extra_params, default=str))
+    return size
 
 
 def _uid_from_tasks(request: PredictRequest) -> str:

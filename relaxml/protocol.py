@@ -11,9 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 from .errors import BadRequest
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+"""Task, project and job ids are stored as SQLite integers: 64-bit, signed."""
+
+MAX_DEPTH = 100
+"""How deeply JSON arrays and objects may nest in a request body. Label Studio's deepest
+payloads (a task with annotations and polygon points) nest about ten levels."""
 
 
 @dataclass
@@ -83,8 +92,47 @@ def project_id_of(project: str | None) -> int | None:
     """The numeric project id of a project uid such as `"12.1795845042"`, if it has one."""
     if not project:
         return None
-    head = project.split(".", 1)[0]
-    return int(head) if head.isdigit() else None
+    return ascii_int(project.split(".", 1)[0])
+
+
+def ascii_int(text: str) -> int | None:
+    """`text` as an integer if it is ASCII digits only and fits 64 bits, else None.
+
+    `str.isdigit` alone accepts `"²"` and other Unicode digits, which `int()` refuses.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    number = int(text)
+    return number if number <= INT64_MAX else None
+
+
+def is_int64(value: object) -> TypeGuard[int]:
+    """Whether `value` is an int (not a bool) that fits a signed 64-bit integer."""
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+def check_hostname(value: str | None, where: str = "hostname") -> str | None:
+    """`value` if it is an http(s) URL with a host (blank: None); else a 422 naming `where`."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not is_http_url(text):
+        raise BadRequest(
+            f"'{where}' must be an http:// or https:// URL with a host, such as "
+            f"http://label-studio:8080, got {text[:100]!r}",
+            field=where,
+        )
+    return text
+
+
+def is_http_url(text: str) -> bool:
+    """Whether `text` is an http(s) URL with a host and a valid port (if any)."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def parse_setup(body: object) -> SetupRequest:
@@ -95,7 +143,7 @@ def parse_setup(body: object) -> SetupRequest:
     return SetupRequest(
         project=project,
         label_config=_opt_str(obj.get("schema", obj.get("label_config")), "schema"),
-        hostname=_opt_str(obj.get("hostname"), "hostname"),
+        hostname=check_hostname(_opt_str(obj.get("hostname"), "hostname")),
         access_token=_opt_str(obj.get("access_token"), "access_token"),
         extra_params=parse_extra_params(obj.get("extra_params")),
     )
@@ -142,12 +190,16 @@ def parse_task(value: object, where: str = "task") -> Task:
         raise BadRequest(
             f"'{where}.id' must be an integer, got {_kind(task_id)}", field=f"{where}.id"
         )
+    if not is_int64(task_id):
+        raise BadRequest(
+            f"'{where}.id' is out of range: task ids are 64-bit integers", field=f"{where}.id"
+        )
     data = obj.get("data")
     if type(data) is not dict:
         what = "missing" if data is None else f"must be an object, got {_kind(data)}"
         raise BadRequest(f"'{where}.data' {what}", field=f"{where}.data")
     project = obj.get("project")
-    return Task(task_id, data, project if type(project) is int else None, obj)
+    return Task(task_id, data, project if is_int64(project) else None, obj)
 
 
 def parse_extra_params(value: object) -> dict[str, Any]:
@@ -159,15 +211,34 @@ def parse_extra_params(value: object) -> dict[str, Any]:
             return {}
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest(
                 "'extra_params' is a string but not valid JSON", field="extra_params"
             ) from None
+        if depth_exceeds(value, MAX_DEPTH):
+            raise BadRequest(
+                f"'extra_params' nests more than {MAX_DEPTH} levels deep", field="extra_params"
+            )
     if not isinstance(value, dict):
         raise BadRequest(
             f"'extra_params' must be a JSON object, got {_kind(value)}", field="extra_params"
         )
     return value
+
+
+def depth_exceeds(value: object, limit: int) -> bool:
+    """Whether arrays and objects in `value` nest more than `limit` deep (checked iteratively)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def _project(value: object, where: str, *, required: bool) -> str | None:

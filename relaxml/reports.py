@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .delivery import job_status as prediction_job
 from .errors import BadRequest, HTTPError
-from .protocol import as_mapping
+from .protocol import as_mapping, ascii_int
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -25,6 +25,8 @@ def list_jobs(backend: Backend) -> dict[str, Any]:
 
 def get_job(backend: Backend, job_id: str) -> dict[str, Any]:
     """`GET /jobs/{job_id}`: a prediction job with its latest errors, or a training run."""
+    if not _possible(job_id):
+        raise HTTPError(404, "not_found", f"no job {job_id[:100]!r}")
     job = backend.outbox.job(job_id)
     if job is not None:
         counts = backend.outbox.counts(job_id)
@@ -41,6 +43,8 @@ def get_job(backend: Backend, job_id: str) -> dict[str, Any]:
 
 def cancel_job(backend: Backend, job_id: str) -> dict[str, Any]:
     """`POST /jobs/{job_id}/cancel`: stop a prediction job or a training run."""
+    if not _possible(job_id):
+        raise HTTPError(404, "not_found", f"no job {job_id[:100]!r} to cancel")
     if backend.outbox.job(job_id) is not None:
         cancelled = backend.outbox.cancel(job_id)
         return {"job": job_id, "status": "cancelled", "cancelled": cancelled}
@@ -49,6 +53,12 @@ def cancel_job(backend: Backend, job_id: str) -> dict[str, Any]:
         raise HTTPError(404, "not_found", f"no job {job_id!r} to cancel")
     status = "cancelling" if record.state == "running" else record.state
     return {"job": job_id, "status": status}
+
+
+def _possible(job_id: str) -> bool:
+    """False for an id no job can have: `run-N`/`event-N` with N not a 64-bit ASCII number."""
+    kind, dash, number = job_id.partition("-")
+    return not dash or kind not in ("run", "event") or ascii_int(number) is not None
 
 
 def job_status(backend: Backend, body: object) -> dict[str, Any]:

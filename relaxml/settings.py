@@ -7,6 +7,7 @@ and `create_app(..., **overrides)` override either. Server options that only the
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -135,6 +136,38 @@ class Settings:
         "RELAXML_TRAIN_ON",
         "Comma-separated webhook actions that run fit.",
     )
+    webhook_max_body_size: int = _setting(
+        1 * MiB,
+        "RELAXML_WEBHOOK_MAX_BODY_SIZE",
+        "Largest /webhook body in bytes; larger ones get 413 before they are read whole. "
+        "Label Studio's event webhooks are a few KiB. The legacy /train keeps "
+        "RELAXML_MAX_BODY_SIZE.",
+    )
+    max_queued_events: int = _setting(
+        1000,
+        "RELAXML_MAX_QUEUED_EVENTS",
+        "Most training events kept waiting per project; beyond it the oldest are dropped "
+        "(the run still happens, with the newer events).",
+    )
+    max_queued_event_bytes: int = _setting(
+        64 * MiB,
+        "RELAXML_MAX_QUEUED_EVENT_BYTES",
+        "Most bytes of waiting training event payloads, all projects together; beyond it the "
+        "oldest payloads are trimmed to their action and project (fit still runs, and "
+        "`event.annotated_tasks()` still reads everything from Label Studio).",
+    )
+    max_projects: int = _setting(
+        1000,
+        "RELAXML_MAX_PROJECTS",
+        "Most projects remembered in memory (from /setup and /predict); the least recently "
+        "used is forgotten first and set up again on its next call.",
+    )
+    media_deadline: float = _setting(
+        300.0,
+        "RELAXML_MEDIA_DEADLINE",
+        "Seconds one media download may take in all, however steadily the server trickles "
+        "bytes (each wait for data is limited separately, to 60 s).",
+    )
 
     def __post_init__(self) -> None:
         if self.webhook_auth not in ("events-open", "strict"):
@@ -161,6 +194,7 @@ class Settings:
                 "Basic Auth needs both a user (--basic-auth-user or RELAXML_BASIC_AUTH_USER) "
                 "and a password (--basic-auth-pass or RELAXML_BASIC_AUTH_PASS)"
             )
+        _check_limits(self)
 
     @property
     def basic_auth(self) -> tuple[str, str] | None:
@@ -197,7 +231,43 @@ class Settings:
         return rows
 
 
+def _check_limits(settings: Settings) -> None:
+    """The request, queue, cache and download limits: whole numbers at least 1, or seconds."""
+    for name in _LIMITS:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            env = _env_of(name)
+            raise ValueError(f"{name} ({env}) must be a whole number of at least 1, got {value!r}")
+    deadline = settings.media_deadline
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+        raise ValueError(
+            f"media_deadline (RELAXML_MEDIA_DEADLINE) must be seconds, got {deadline!r}"
+        )
+    if not math.isfinite(deadline) or deadline <= 0:
+        raise ValueError(
+            f"media_deadline (RELAXML_MEDIA_DEADLINE) must be a finite number of seconds above 0, "
+            f"got {deadline!r}"
+        )
+
+
+_LIMITS = ("webhook_max_body_size", "max_queued_events", "max_queued_event_bytes", "max_projects")
+
+
+def _env_of(name: str) -> str:
+    return str(next(f.metadata["env"] for f in fields(Settings) if f.name == name))
+
+
 def _convert(name: str, env: str, raw: str) -> Any:
+    if name in _LIMITS:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{env}: expected an integer, got {raw!r}") from None
+    if name == "media_deadline":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{env}: expected a number of seconds, got {raw!r}") from None
     if name == "train_on":
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
     if name == "version_poll":

@@ -4,11 +4,17 @@ Every worker writes events here; only the leader (see `leader.py`) starts runs, 
 event trains once however many workers there are. A run claims every pending event of its
 project, so events that arrive during a run wait for the one next run: coalescing falls out
 of the queue. A run interrupted by a crash gives its events back to the queue.
+
+What is kept is bounded: at most `max_events` waiting events per project (the oldest are
+dropped), at most `max_bytes` of waiting payloads in all (the oldest are trimmed to their action
+and project, so the run still happens), and a finished run's event payloads are dropped when it
+ends; its event records go after `RETENTION` seconds.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Collection
@@ -16,7 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .protocol import ascii_int
 from .sqlite import Database
+
+logger = logging.getLogger("relaxml.training")
+
+RETENTION = 7 * 24 * 3600.0
+"""Seconds the event records of a finished run are kept (for `/jobs/event-N`)."""
+
+_PRUNE_EVERY = 60.0
+_WARN_EVERY = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS training_events (
@@ -82,23 +97,66 @@ class RunRecord:
 class TrainingStore:
     """Events in, runs out. Thread-safe and shared by every worker process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, max_events: int = 1000, max_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self._db = Database(path, _SCHEMA)
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self._pruned_at = -1e18
+        self._warned_at = -1e18
 
     def close(self) -> None:
         """Close the database."""
         self._db.close()
 
     def add_event(self, project: str, action: str, payload: dict[str, Any]) -> int:
-        """Queue one event; return its id."""
-        cursor = self._db.transaction(
-            lambda db: db.execute(
+        """Queue one event; return its id. Applies the count and byte bounds (module doc)."""
+        text = json.dumps(payload)
+
+        def work(db: sqlite3.Connection) -> tuple[int, int, int]:
+            event_id = db.execute(
                 "INSERT INTO training_events (project, action, payload, created_at)"
                 " VALUES (?, ?, ?, ?)",
-                (project, action, json.dumps(payload), time.time()),
+                (project, action, text, time.time()),
+            ).lastrowid
+            dropped = db.execute(
+                "DELETE FROM training_events WHERE run_id IS NULL AND project = ? AND id NOT IN"
+                " (SELECT id FROM training_events WHERE run_id IS NULL AND project = ?"
+                " ORDER BY id DESC LIMIT ?)",
+                (project, project, self.max_events),
+            ).rowcount
+            return int(event_id or 0), dropped, _trim(db, self.max_bytes)
+
+        event_id, dropped, trimmed = self._db.transaction(work)
+        if (dropped or trimmed) and time.monotonic() - self._warned_at > _WARN_EVERY:
+            self._warned_at = time.monotonic()
+            logger.warning(
+                "training events bounded: dropped %d of project %s beyond "
+                "RELAXML_MAX_QUEUED_EVENTS=%d, trimmed %d payloads beyond "
+                "RELAXML_MAX_QUEUED_EVENT_BYTES=%d",
+                dropped, project, self.max_events, trimmed, self.max_bytes,
+            )  # fmt: skip
+        if time.monotonic() - self._pruned_at > _PRUNE_EVERY:
+            self._pruned_at = time.monotonic()
+            self.prune()
+        return event_id
+
+    def prune(self, retention: float = RETENTION) -> int:
+        """Drop finished runs' event payloads, and their event records after `retention` s."""
+
+        def work(db: sqlite3.Connection) -> int:
+            finished = "SELECT id FROM training_runs WHERE state != 'running'"
+            db.execute(
+                f"UPDATE training_events SET payload = '{{}}' WHERE run_id IN ({finished})"
+                " AND payload != '{}'"
             )
-        )
-        return int(cursor.lastrowid or 0)
+            return db.execute(
+                f"DELETE FROM training_events WHERE run_id IN ({finished} AND finished_at < ?)",
+                (time.time() - retention,),
+            ).rowcount
+
+        return int(self._db.transaction(work))
 
     def ready_project(self, every: int, counted: Collection[str]) -> str | None:
         """A project with pending events that should train now, if any.
@@ -150,14 +208,17 @@ class TrainingStore:
         error: str | None = None,
         annotations: int | None = None,
     ) -> None:
-        """Record how a run ended."""
-        self._db.transaction(
-            lambda db: db.execute(
+        """Record how a run ended; its events' payloads are no longer needed."""
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE training_runs SET state = ?, version = ?, error = ?, annotations = ?,"
                 " finished_at = ? WHERE id = ?",
                 (state, version, error, annotations, time.time(), run_id),
             )
-        )
+            db.execute("UPDATE training_events SET payload = '{}' WHERE run_id = ?", (run_id,))
+
+        self._db.transaction(work)
 
     def request_cancel(self, run_id: int) -> RunRecord | None:
         """Ask a running run to stop; return the run as it is now."""
@@ -242,6 +303,35 @@ class TrainingStore:
             ).fetchone()
         )
         return float(row[0]) if row and row[0] is not None else None
+
+
+def _trim(db: sqlite3.Connection, max_bytes: int) -> int:
+    """Trim the oldest waiting payloads until all of them fit in `max_bytes`; return how many."""
+    total = db.execute(
+        "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM training_events WHERE run_id IS NULL"
+    ).fetchone()[0]
+    if total <= max_bytes:
+        return 0
+    rows = db.execute(
+        "SELECT id, project, action, LENGTH(payload), SUBSTR(payload, -32) FROM training_events"
+        " WHERE run_id IS NULL AND LENGTH(payload) > 100 ORDER BY id"
+    ).fetchall()
+    trimmed = 0
+    for event_id, project, action, size, tail in rows:
+        if total <= max_bytes:
+            break
+        stub = json.dumps(
+            {
+                "action": action,
+                "project_id": ascii_int(str(project)),
+                # `TrainingEvent.to_payload` writes this key last, after everything a caller sent
+                "authenticated": not str(tail).endswith('"authenticated": false}'),
+            }
+        )
+        db.execute("UPDATE training_events SET payload = ? WHERE id = ?", (stub, event_id))
+        total -= size - len(stub)
+        trimmed += 1
+    return trimmed
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:

@@ -69,6 +69,11 @@ def test_every_setting_is_described():
         "media_cache_bytes",
         "validate",
         "delivery_batch",
+        "webhook_max_body_size",
+        "max_queued_events",
+        "max_queued_event_bytes",
+        "max_projects",
+        "media_deadline",
     }
     for name, env, _default, doc in rows:
         assert env in ("RELAXML_" + name.upper(), name.upper(), "LOCAL_FILES_DOCUMENT_ROOT")
