@@ -96,8 +96,8 @@ def check_url(url: str) -> None:
             )
 
 
-def origin(url: str) -> tuple[str, str, int]:
-    """(scheme, lowercased host, port) of `url` exactly as `requests` would send it.
+def origin(url: str) -> tuple[str, str]:
+    """(scheme, `host:port`) of `url` exactly as `requests` would send it.
 
     The URL is prepared the way `requests` prepares it (urllib3's parser, IDNA hosts), then
     read the way its adapter reads the prepared URL to connect: one parser decides and sends.
@@ -114,7 +114,7 @@ def origin(url: str) -> tuple[str, str, int]:
     if scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
         raise ValueError("only http(s) URLs with a host and no user info are allowed")
     port = parts.port or {"http": 80, "https": 443}[scheme]
-    return scheme, parts.hostname.lower().rstrip("."), port
+    return scheme, f"{parts.hostname.lower().rstrip('.')}:{port}"
 
 
 class LabelStudioClient:
