@@ -42,7 +42,7 @@ class ClientPool:
                 "LABEL_STUDIO_API_KEY needs LABEL_STUDIO_URL: the key only goes to the "
                 "configured Label Studio"
             )
-        remember(api_key)
+        remember(api_key, pinned=True)
         self._url = url
         self._api_key = api_key
         self._max_clients = max_clients

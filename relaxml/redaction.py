@@ -47,41 +47,51 @@ _NAMED = {"\n": "\\n", "\r": "\\r"}
 
 
 class _Secrets:
-    """A bounded, thread-safe set of secret values, most recent last."""
+    """Pinned secrets (from the settings) and a bounded LRU of others. Thread-safe."""
 
     def __init__(self) -> None:
-        self._values: OrderedDict[str, None] = OrderedDict()
+        self._pinned: set[str] = set()
+        self._recent: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self.snapshot: tuple[str, ...] = ()  # longest first, read without the lock
 
-    def add(self, value: str) -> None:
+    def add(self, value: str, pinned: bool) -> None:
         with self._lock:
-            if value in self._values:
-                self._values.move_to_end(value)
+            if value in self._pinned:
                 return
-            self._values[value] = None
-            while len(self._values) > MAX_SECRETS:
-                self._values.popitem(last=False)
-            self.snapshot = tuple(sorted(self._values, key=len, reverse=True))
+            if pinned:
+                self._pinned.add(value)
+                self._recent.pop(value, None)
+            elif value in self._recent:
+                self._recent.move_to_end(value)
+                return
+            else:
+                self._recent[value] = None
+                while len(self._recent) > MAX_SECRETS:
+                    self._recent.popitem(last=False)
+            values = self._pinned.union(self._recent)
+            self.snapshot = tuple(sorted(values, key=len, reverse=True))
 
     def clear(self) -> None:
         with self._lock:
-            self._values.clear()
+            self._pinned.clear()
+            self._recent.clear()
             self.snapshot = ()
 
 
 _secrets = _Secrets()
 
 
-def remember(value: object) -> None:
+def remember(value: object, *, pinned: bool = False) -> None:
     """Remember a secret value (a key, a password, a token): `redact` replaces it everywhere.
 
-    Values that are not strings, or shorter than 6 characters, are ignored.
+    `pinned` secrets (from the settings) are never forgotten; others are kept among the 1,000
+    most recently seen. Values that are not strings, or shorter than 6 characters, are ignored.
     """
     if isinstance(value, str):
         value = value.strip()
         if len(value) >= MIN_SECRET:
-            _secrets.add(value)
+            _secrets.add(value, pinned)
 
 
 def remember_params(params: Mapping[str, object]) -> None:
