@@ -24,8 +24,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 from requests.models import PreparedRequest
@@ -235,6 +236,7 @@ class LabelStudioClient:
         url = self.absolute(path_or_url)
         if not self.is_own(url):
             raise ValueError(f"{url} is not on Label Studio's origin {self.url}")
+        _check_local_files(url)
         attempts = self.retries + 1 if retry else 1
         for attempt in range(attempts):
             try:
@@ -308,6 +310,16 @@ class LabelStudioClient:
         raise LabelStudioError(
             f"Label Studio at {self.url} answered {status} to {what}: {detail}", status
         )
+
+
+def _check_local_files(url: str) -> None:
+    """Refuse a `/data/local-files/` URL whose `d` is repeated or climbs out with `..`."""
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").endswith("/data/local-files"):
+        return
+    found = parse_qs(parts.query, keep_blank_values=True).get("d", [])
+    if len(found) > 1 or any(".." in PurePosixPath(d).parts for d in found):
+        raise ValueError("a local-files URL needs one 'd' parameter, without '..'")
 
 
 def _detail(response: requests.Response) -> str:
