@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from relaxml import Context, LabelStudioModel, Prediction, Settings, Task
+from relaxml import Context, LabelStudioModel, Prediction, Settings, Task, cli
 from relaxml.access import ClientPool
 from relaxml.auth import BasicAuthMiddleware
 from relaxml.client import LabelStudioClient, LabelStudioError
@@ -217,6 +218,19 @@ def test_a_configured_key_needs_label_studio_url() -> None:
     with pytest.raises(ValueError, match="LABEL_STUDIO_URL"):
         ClientPool(None, LEGACY)
     Settings(label_studio_api_key=LEGACY, label_studio_url="http://ls:8080")
+
+
+def test_serve_with_a_key_but_no_url_is_a_usage_error(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", LEGACY)
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    result = CliRunner().invoke(cli.main, ["serve", "tests.models:Echo"], prog_name="relaxml")
+    assert result.exit_code == 2, result.output
+    assert "LABEL_STUDIO_URL" in result.output
+    assert "Traceback" not in result.output
+    assert LEGACY not in result.output
 
 
 class Background(Echo):
