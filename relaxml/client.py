@@ -294,7 +294,8 @@ class LabelStudioClient:
         response.close()
         if status == 401:
             hint = (
-                "set LABEL_STUDIO_API_KEY to a personal access token (Account & Settings)"
+                "set LABEL_STUDIO_API_KEY to a personal access token (Account & Settings), "
+                "with LABEL_STUDIO_URL"
                 if not self.api_key or not is_jwt(self.api_key)
                 else "the personal access token was revoked or expired: create a new one"
             )
