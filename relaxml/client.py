@@ -40,10 +40,10 @@ REFRESH_MARGIN = 30.0  # seconds before expiry to refresh an access token
 
 
 class LabelStudioError(Exception):
-    """A call to Label Studio failed; the message says what to fix."""
+    """A call to Label Studio failed; the message says what to fix (redacted: no secret)."""
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redaction.redact(message))
         self.status_code = status_code
 
 

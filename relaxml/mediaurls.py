@@ -11,6 +11,7 @@ import base64
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
+from . import redaction
 from .client import LabelStudioClient, check_url
 
 STORAGE_SCHEMES = ("s3", "gs", "azure-blob")
@@ -27,7 +28,7 @@ class MediaError(Exception):
     def __init__(
         self, message: str, *, url: str | None = None, status_code: int | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(redaction.redact(message))
         self.url = url
         self.status_code = status_code
 
