@@ -22,6 +22,7 @@ from relaxml import Context, LabelStudioModel, Prediction, Settings, Task, cli
 from relaxml.access import ClientPool
 from relaxml.auth import BasicAuthMiddleware
 from relaxml.client import LabelStudioClient, LabelStudioError
+from relaxml.errors import HTTPError, describe
 from relaxml.logs import configure_logging
 from relaxml.media import MediaError
 from relaxml.metrics import MAX_SERIES, Metrics
@@ -374,6 +375,16 @@ def test_log_redaction_covers_common_secret_names(text: str, log_output: io.Stri
     logging.getLogger("relaxml").debug("at debug: %s", text)
     assert "hunter2secret" not in log_output.getvalue()
     assert REDACTED in log_output.getvalue()
+
+
+def test_internal_errors_and_label_studio_errors_are_redacted_too() -> None:
+    remember(SETUP_TOKEN)
+    assert SETUP_TOKEN not in describe(KeyError(f"no {SETUP_TOKEN} here"))
+    assert (
+        SETUP_TOKEN not in HTTPError(500, "internal_error", f"at {SETUP_TOKEN}").to_dict()["detail"]
+    )
+    assert SETUP_TOKEN not in str(LabelStudioError(f"Label Studio answered 400: {SETUP_TOKEN}"))
+    assert SETUP_TOKEN not in str(MediaError(f"cannot download /x/{SETUP_TOKEN}.png"))
 
 
 def test_known_secrets_are_redacted_by_value_and_short_ones_are_not() -> None:
