@@ -74,8 +74,9 @@ class ClientPool:
             try:
                 client = LabelStudioClient(url, key)
             except ValueError as exc:
+                shown = repr(url) if "@" not in url else "(a URL with user info)"
                 raise LabelStudioError(
-                    f"cannot use Label Studio URL {url!r}: {exc} (set LABEL_STUDIO_URL, or check "
+                    f"cannot use Label Studio URL {shown}: {exc} (set LABEL_STUDIO_URL, or check "
                     "the project's Label Studio host)"
                 ) from None
             self._clients[(url, key)] = client
