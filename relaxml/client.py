@@ -137,7 +137,7 @@ class LabelStudioClient:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Label Studio URL must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/") + "/"
-        origin(self.url)  # a ValueError for an ambiguous or invalid URL
+        self._origin = origin(self.url)  # a ValueError for an ambiguous or invalid URL
         self.api_key = api_key or None
         redaction.remember(self.api_key)
         self.timeout = (connect_timeout, timeout)
@@ -172,7 +172,7 @@ class LabelStudioClient:
         if scheme in ("http", "https") and path_or_url[len(scheme) : len(scheme) + 3] == "://":
             return path_or_url
         joined = urljoin(self.url, "./" + path_or_url.lstrip("/"))
-        if origin(joined) != origin(self.url):
+        if origin(joined) != self._origin:
             raise ValueError(f"{path_or_url!r} does not stay on Label Studio's origin")
         return joined
 
@@ -181,7 +181,7 @@ class LabelStudioClient:
 
         Raises ValueError for an ambiguous URL.
         """
-        return origin(self.absolute(url)) == origin(self.url)
+        return origin(self.absolute(url)) == self._origin
 
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header for this client's key (refreshing a PAT's access token)."""
