@@ -5,13 +5,13 @@ with its own data directory in the run's scratch directory, and stops it at the 
 projects get the same N text tasks (10,000; 200 in quick mode), imported 1,000 at a time:
 
 - **background**: relaxml serves the trivial model with `RELAXML_DELIVERY=background` and
-  `LABEL_STUDIO_API_KEY` set to Label Studio's token. The Data Manager action "Retrieve
-  Predictions" over all tasks (what a user clicks) sends them in one `/predict`; relaxml answers
-  at once, then predicts and POSTs the predictions to Label Studio's API. Measured: the
-  action's time, relaxml's own time for the `/predict` (its access-log line), when relaxml
-  queued the job, and when its `GET /jobs` says the job is done (every prediction confirmed by
-  Label Studio); then Label Studio's `GET /api/predictions/?project=` must hold exactly one
-  prediction of the model's version per task.
+  `LABEL_STUDIO_API_KEY` and `LABEL_STUDIO_URL` set to Label Studio's token and address. The Data
+  Manager action "Retrieve Predictions" over all tasks (what a user clicks) sends them in one
+  `/predict`; relaxml answers at once, then predicts and POSTs the predictions to Label Studio's
+  API. Measured: the action's time, relaxml's own time for the `/predict` (its access-log line),
+  when relaxml queued the job, and when its `GET /jobs` says the job is done (every prediction
+  confirmed by Label Studio); then Label Studio's `GET /api/predictions/?project=` must hold
+  exactly one prediction of the model's version per task.
 - **direct**: the same, but the N-task `/predict` body (shaped as Label Studio sends it) is
   POSTed to relaxml directly, so Label Studio's own work before it calls the backend (reading
   and serializing N tasks) is left out.
@@ -179,7 +179,11 @@ def _project(ls: LabelStudio, title: str, count: int) -> tuple[int, list[int], f
 
 
 def _relaxml(suite: Suite, ls: LabelStudio, path: str, delivery: str) -> Server:
-    env = {"RELAXML_DELIVERY": delivery, "LABEL_STUDIO_API_KEY": ls.token}
+    env = {
+        "RELAXML_DELIVERY": delivery,
+        "LABEL_STUDIO_API_KEY": ls.token,
+        "LABEL_STUDIO_URL": ls.url,
+    }
     spec = relaxml_spec("Trivial", suite.workdir / f"relaxml-data-delivery-{path}", env)
     spec.name = f"relaxml-delivery-{path}"
     server = start_server(spec, suite.log_dir, suite.pinning.server)

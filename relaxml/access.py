@@ -1,7 +1,10 @@
 """`ClientPool`: one `LabelStudioClient` per Label Studio URL and key, and whether it works.
 
 The URL is `LABEL_STUDIO_URL` when set, else the `hostname` of the project's `/setup`; the key
-is `LABEL_STUDIO_API_KEY` when set, else the project's `access_token` from `/setup`.
+is `LABEL_STUDIO_API_KEY` when set, else the project's `access_token` from `/setup`. A
+configured key needs a configured URL (`Settings` refuses one without the other), so it only
+ever goes to that URL's origin; a token from `/setup` goes to the hostname of the same call.
+Clients and access checks are kept for the most recently used (url, key) pairs only.
 """
 
 from __future__ import annotations
@@ -9,37 +12,79 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 
 from .client import LabelStudioClient, LabelStudioError
+from .redaction import remember
 
 logger = logging.getLogger("relaxml")
 
 VERIFY_TTL = 300.0  # seconds a successful or failed access check is trusted
+MAX_CLIENTS = 64  # clients kept (each holds a connection pool); the least recently used close
+MAX_CHECKS = 1024  # access check results kept
+
+_NO_URL = "no Label Studio URL: set LABEL_STUDIO_URL (Label Studio sent no hostname)"
 
 
 class ClientPool:
-    """Clients keyed by (url, key), reused across requests. Thread-safe."""
+    """Clients keyed by (url, key), reused across requests, bounded by count. Thread-safe."""
 
-    def __init__(self, url: str | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        max_clients: int = MAX_CLIENTS,
+        max_checks: int = MAX_CHECKS,
+    ) -> None:
+        if api_key and not url:
+            raise ValueError(
+                "LABEL_STUDIO_API_KEY needs LABEL_STUDIO_URL: the key only goes to the "
+                "configured Label Studio"
+            )
+        remember(api_key, pinned=True)
         self._url = url
         self._api_key = api_key
-        self._clients: dict[tuple[str, str | None], LabelStudioClient] = {}
-        self._checked: dict[tuple[str, str | None, int | None], tuple[float, str | None]] = {}
+        self._max_clients = max_clients
+        self._max_checks = max_checks
+        self._clients: OrderedDict[tuple[str, str | None], LabelStudioClient] = OrderedDict()
+        self._checked: OrderedDict[tuple[str, str | None, int | None], tuple[float, str | None]]
+        self._checked = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._clients)
+
     def get(self, hostname: str | None, access_token: str | None) -> LabelStudioClient:
-        """The client for a project, or `LabelStudioError` saying what to configure."""
+        """The client for a project, or `LabelStudioError` saying what to configure.
+
+        `hostname` and `access_token` must come from the same `/setup` call: the token is sent
+        to that hostname (or to `LABEL_STUDIO_URL` when it is set).
+        """
         url = self._url or hostname
         if not url:
-            raise LabelStudioError(
-                "no Label Studio URL: set LABEL_STUDIO_URL (Label Studio sent no hostname)"
-            )
-        key = self._api_key or access_token
+            raise LabelStudioError(_NO_URL)
+        key = self._api_key or access_token or None
+        evicted: LabelStudioClient | None = None
         with self._lock:
             client = self._clients.get((url, key))
-            if client is None:
-                client = self._clients[(url, key)] = LabelStudioClient(url, key)
-            return client
+            if client is not None:
+                self._clients.move_to_end((url, key))
+                return client
+            try:
+                client = LabelStudioClient(url, key)
+            except ValueError as exc:
+                shown = repr(url) if "@" not in url else "(a URL with user info)"
+                raise LabelStudioError(
+                    f"cannot use Label Studio URL {shown}: {exc} (set LABEL_STUDIO_URL, or check "
+                    "the project's Label Studio host)"
+                ) from None
+            self._clients[(url, key)] = client
+            if len(self._clients) > self._max_clients:
+                _, evicted = self._clients.popitem(last=False)
+        if evicted is not None:
+            evicted.close()
+        return client
 
     def known_problem(
         self, hostname: str | None, access_token: str | None, project_id: int | None
@@ -47,7 +92,7 @@ class ClientPool:
         """(whether the answer is known without I/O, the problem). Never blocks."""
         url = self._url or hostname
         if not url:
-            return True, "no Label Studio URL: set LABEL_STUDIO_URL (Label Studio sent no hostname)"
+            return True, _NO_URL
         key = (url.rstrip("/") + "/", self._api_key or access_token or None, project_id)
         with self._lock:
             known = self._checked.get(key)
@@ -80,11 +125,15 @@ class ClientPool:
             logger.warning("Label Studio API unavailable for background delivery: %s", exc)
         with self._lock:
             self._checked[cache_key] = (time.monotonic(), problem)
+            self._checked.move_to_end(cache_key)
+            while len(self._checked) > self._max_checks:
+                self._checked.popitem(last=False)
         return problem
 
     def close(self) -> None:
         """Close every client's connections."""
         with self._lock:
-            for client in self._clients.values():
-                client.close()
+            clients = list(self._clients.values())
             self._clients.clear()
+        for client in clients:
+            client.close()

@@ -1,5 +1,9 @@
 """Basic Auth over every route, compared in constant time.
 
+Credentials are accepted encoded as UTF-8 (browsers, curl) or as latin-1 (Label Studio's own
+client), so a non-ASCII password works with both. The password is remembered as a secret:
+no log line or answer shows it.
+
 Label Studio sends its Basic Auth credentials on `/health`, `/setup`, `/predict`, `/versions`
 and the `START_TRAINING` webhook, but *not* on event webhooks (annotation created, project
 updated, ...), which come from its separate webhook system. So `/webhook` without credentials
@@ -16,6 +20,7 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import HTTPError
+from .redaction import remember
 
 AUTHENTICATED = "relaxml.authenticated"
 """The scope key that records whether the request carried valid credentials."""
@@ -28,7 +33,14 @@ class BasicAuthMiddleware:
 
     def __init__(self, app: ASGIApp, *, user: str, password: str) -> None:
         self.app = app
-        self._expected = f"{user}:{password}".encode()
+        expected = f"{user}:{password}"
+        # Label Studio's client encodes credentials as latin-1, browsers and curl as UTF-8
+        self._utf8 = expected.encode()
+        try:
+            self._latin1: bytes | None = expected.encode("latin-1")
+        except UnicodeEncodeError:
+            self._latin1 = None
+        remember(password, pinned=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,4 +72,6 @@ class BasicAuthMiddleware:
             supplied = base64.b64decode(encoded.strip(), validate=True)
         except (binascii.Error, ValueError):
             return False
-        return hmac.compare_digest(supplied, self._expected)
+        utf8 = hmac.compare_digest(supplied, self._utf8)
+        latin1 = hmac.compare_digest(supplied, self._latin1 or self._utf8)
+        return utf8 | latin1

@@ -139,7 +139,9 @@ class BackgroundPredictions:
         """The Label Studio client a job's predictions are delivered with."""
         known = self.projects.get(job.project_uid)
         hostname = job.hostname or (known.hostname if known else None)
-        return self.clients.get(hostname, known.access_token if known else None)
+        # the project's token only goes to the hostname of the /setup that sent it
+        token = known.access_token if known and known.hostname == hostname else None
+        return self.clients.get(hostname, token)
 
     def send(self, predictions: Mapping[int, TaskOutput], project: Project | int) -> str:
         """Queue predictions a model sends itself (`LabelStudioModel.send_predictions`)."""

@@ -8,6 +8,9 @@
 - Every call has a timeout. Connection errors, 429 and 5xx are retried with exponential
   backoff and jitter (honouring `Retry-After`); other answers are not.
 - Credentials go to Label Studio's own origin only, never to another host or a redirect target.
+  The origin is decided on the URL exactly as `requests` sends it (`origin`), after refusing
+  URLs that parsers read differently (`check_url`).
+- The key and every access token are remembered as secrets: no log line or answer shows them.
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ import binascii
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
+from requests.models import PreparedRequest
+
+from . import redaction
 
 logger = logging.getLogger("relaxml.client")
 
@@ -32,10 +40,10 @@ REFRESH_MARGIN = 30.0  # seconds before expiry to refresh an access token
 
 
 class LabelStudioError(Exception):
-    """A call to Label Studio failed; the message says what to fix."""
+    """A call to Label Studio failed; the message says what to fix (redacted: no secret)."""
 
     def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redaction.redact(message))
         self.status_code = status_code
 
 
@@ -65,11 +73,49 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_AUTHORITY_BAD = re.compile(r"[\s@%\\]")
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL that URL parsers could read differently (ValueError saying why).
+
+    Refused: control characters, backslashes anywhere, and in the authority (host and port)
+    whitespace, `@` (user info) or `%` (encoded separators). Parsers disagree on these, so the
+    host relaxml checks could differ from the host a request goes to.
+    """
+    if _CONTROL.search(url):
+        raise ValueError("a URL must not contain control characters")
+    if "\\" in url:
+        raise ValueError("a URL must not contain a backslash")
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.isascii() and scheme.isalpha():
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        if _AUTHORITY_BAD.search(authority):
+            raise ValueError(
+                "a URL's host must not contain whitespace, '@' (user info) or '%' escapes"
+            )
+
+
 def origin(url: str) -> tuple[str, str]:
-    """(scheme, host:port) of a URL, with default ports made explicit."""
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
-    return parts.scheme.lower(), f"{(parts.hostname or '').lower()}:{port}"
+    """(scheme, `host:port`) of `url` exactly as `requests` would send it.
+
+    The URL is prepared the way `requests` prepares it (urllib3's parser, IDNA hosts), then
+    read the way its adapter reads the prepared URL to connect: one parser decides and sends.
+    Raises ValueError for an ambiguous or invalid URL.
+    """
+    check_url(url)
+    prepared = PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except requests.RequestException as exc:
+        raise ValueError(f"invalid URL: {type(exc).__name__}") from None
+    parts = urlsplit(prepared.url or "")
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or "@" in parts.netloc or not parts.hostname:
+        raise ValueError("only http(s) URLs with a host and no user info are allowed")
+    port = parts.port or {"http": 80, "https": 443}[scheme]
+    return scheme, f"{parts.hostname.lower().rstrip('.')}:{port}"
 
 
 class LabelStudioClient:
@@ -91,7 +137,9 @@ class LabelStudioClient:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Label Studio URL must start with http:// or https://, got {url!r}")
         self.url = url.rstrip("/") + "/"
+        self._origin = origin(self.url)  # a ValueError for an ambiguous or invalid URL
         self.api_key = api_key or None
+        redaction.remember(self.api_key)
         self.timeout = (connect_timeout, timeout)
         self.retries = retries
         self.backoff = backoff
@@ -111,14 +159,29 @@ class LabelStudioClient:
         self._session.close()
 
     def absolute(self, path_or_url: str) -> str:
-        """An absolute URL: relative paths are joined to the base URL, sub-path included."""
-        if path_or_url.startswith(("http://", "https://")):
+        """An absolute URL: relative paths are joined to the base URL, sub-path included.
+
+        A relative path never leads to another origin (`/http://x`, `//host` and the like are
+        joined as paths, and checked); ambiguous URLs raise ValueError (see `check_url`).
+        """
+        check_url(path_or_url)
+        try:
+            scheme = urlsplit(path_or_url).scheme.lower()
+        except ValueError:
+            raise ValueError("invalid URL") from None
+        if scheme in ("http", "https") and path_or_url[len(scheme) : len(scheme) + 3] == "://":
             return path_or_url
-        return urljoin(self.url, path_or_url.lstrip("/"))
+        joined = urljoin(self.url, "./" + path_or_url.lstrip("/"))
+        if origin(joined) != self._origin:
+            raise ValueError(f"{path_or_url!r} does not stay on Label Studio's origin")
+        return joined
 
     def is_own(self, url: str) -> bool:
-        """True when `url` points at this Label Studio's origin (where credentials may go)."""
-        return origin(self.absolute(url)) == origin(self.url)
+        """True when `url` points at this Label Studio's origin (where credentials may go).
+
+        Raises ValueError for an ambiguous URL.
+        """
+        return origin(self.absolute(url)) == self._origin
 
     def auth_headers(self) -> dict[str, str]:
         """The Authorization header for this client's key (refreshing a PAT's access token)."""
@@ -150,6 +213,7 @@ class LabelStudioClient:
         access = body.get("access") if isinstance(body, dict) else None
         if not isinstance(access, str):
             raise LabelStudioError(f"Label Studio at {self.url} sent no access token on refresh")
+        redaction.remember(access)
         self._access = access
         self._access_expires = jwt_expiry(access) or time.time() + 240
 
@@ -172,6 +236,7 @@ class LabelStudioClient:
         url = self.absolute(path_or_url)
         if not self.is_own(url):
             raise ValueError(f"{url} is not on Label Studio's origin {self.url}")
+        _check_local_files(url)
         attempts = self.retries + 1 if retry else 1
         for attempt in range(attempts):
             try:
@@ -229,7 +294,8 @@ class LabelStudioClient:
         response.close()
         if status == 401:
             hint = (
-                "set LABEL_STUDIO_API_KEY to a personal access token (Account & Settings)"
+                "set LABEL_STUDIO_API_KEY to a personal access token (Account & Settings), "
+                "with LABEL_STUDIO_URL"
                 if not self.api_key or not is_jwt(self.api_key)
                 else "the personal access token was revoked or expired: create a new one"
             )
@@ -245,6 +311,16 @@ class LabelStudioClient:
         raise LabelStudioError(
             f"Label Studio at {self.url} answered {status} to {what}: {detail}", status
         )
+
+
+def _check_local_files(url: str) -> None:
+    """Refuse a `/data/local-files/` URL whose `d` is repeated or climbs out with `..`."""
+    parts = urlsplit(url)
+    if not parts.path.rstrip("/").endswith("/data/local-files"):
+        return
+    found = parse_qs(parts.query, keep_blank_values=True).get("d", [])
+    if len(found) > 1 or any(".." in PurePosixPath(d).parts for d in found):
+        raise ValueError("a local-files URL needs one 'd' parameter, without '..'")
 
 
 def _detail(response: requests.Response) -> str:

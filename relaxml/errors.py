@@ -2,7 +2,9 @@
 
 Every answer relaxml gives is JSON, errors included: `{"error": <code>, "detail": <message>}`,
 plus `"field"` when one field of the request is at fault. No traceback ever reaches the wire;
-unexpected exceptions are logged in full and answered with a short 500.
+unexpected exceptions are logged in full and answered with a short 500. Every detail is
+redacted as log lines are (`redaction.redact`): no secret relaxml knows, and nothing that looks
+like a credential, reaches an answer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from .redaction import redact
 
 logger = logging.getLogger("relaxml")
 
@@ -41,6 +45,7 @@ class HTTPError(Exception):
         field: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        detail = redact(detail)
         super().__init__(detail)
         self.status_code = status_code
         self.code = code
@@ -83,9 +88,9 @@ class ModelOutputError(HTTPError):
 
 
 def describe(exc: BaseException, limit: int = 300) -> str:
-    """A one-line `Type: message` summary of an exception, cut to `limit` characters."""
+    """A one-line `Type: message` summary of an exception, redacted, cut to `limit` characters."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    text = " ".join(text.split())
+    text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

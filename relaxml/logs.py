@@ -1,14 +1,14 @@
 """Logging: one concise line per request, and no secret in any record at any level.
 
 relaxml never logs bodies or headers. As a second line of defence, `RedactingFilter` scrubs
-anything that looks like a credential (Authorization values, tokens, passwords, JWTs) from
-every record and traceback that reaches relaxml's handler.
+anything that looks like a credential (Authorization values, tokens, passwords, JWTs) and every
+secret relaxml knows from every record and traceback that reaches relaxml's handler, and
+escapes control characters so that no input can forge a log line.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from typing import TextIO
@@ -16,51 +16,40 @@ from typing import TextIO
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
+from .redaction import REDACTED, escape, redact, redact_values
+
+__all__ = ["REDACTED", "AccessLogMiddleware", "RedactingFilter", "configure_logging", "redact"]
 
 logger = logging.getLogger("relaxml")
 access_logger = logging.getLogger("relaxml.access")
 
-_KEYS = r"access_token|refresh_token|refresh|access|token|api_key|apikey|password|passwd|secret"
-_PATTERNS = [
-    # "Authorization: Basic abc", 'authorization': 'Token abc'
-    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\n]+"),
-    # Token 9f8e..., Bearer abc.def, Basic dXNlcjpwYXNz (a digit or +/= tells it from prose)
-    re.compile(r"(?i)(\b(?:token|bearer|basic)\s+)(?=[\w.~+/=-]*[0-9+/=])[\w.~+/=-]{8,}"),
-    # "password": "x", access_token=x, 'token': 'x'
-    re.compile(rf"(?i)(['\"]?\b(?:{_KEYS})\b['\"]?\s*[:=]\s*)('[^']*'|\"[^\"]*\"|[^\s,&}}]+)"),
-    # bare JWTs
-    re.compile(r"()\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-]
-REDACTED = "[redacted]"
-
-# Every pattern above needs one of these words (or a JWT's "eyJ") in the text: a cheap first
-# look that spares the four substitutions for the vast majority of records.
-_TRIGGER = re.compile(rf"(?i)authorization|bearer|basic|{_KEYS}|eyJ")
-
-
-def redact(text: str) -> str:
-    """`text` with anything that looks like a credential replaced by `[redacted]`."""
-    if not _TRIGGER.search(text):
-        return text
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-    return text
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Method label values of request metrics; any other method is counted as `OTHER`."""
 
 
 class RedactingFilter(logging.Filter):
-    """A handler filter that redacts each record's message and traceback."""
+    """A handler filter that makes each record safe to write as one line.
+
+    The message and traceback are redacted (`redaction.redact`: credential-looking values and
+    every secret relaxml knows), and control characters (CR, LF, ANSI escapes) in the message
+    are escaped so that no input can forge a log line; a traceback keeps its line breaks.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "relaxml.access" and not record.exc_info:
-            return True  # built by relaxml from method, path, status and timing only
         message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
+        if record.name == "relaxml.access" and not record.exc_info:
+            # built by relaxml from method, path, status and timing: no credential names
+            clean = escape(redact_values(message))
+        else:
+            clean = escape(redact(message))
+        if clean != message or record.args:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = escape(redact(record.exc_text), keep_newlines=True)
+        if record.stack_info:
+            record.stack_info = escape(redact(record.stack_info), keep_newlines=True)
         return True
 
 
@@ -116,12 +105,15 @@ class AccessLogMiddleware:
             elapsed = time.perf_counter() - start
             if self.metrics is not None:
                 route = scope.get("route")
-                template = getattr(route, "path", "other")
+                template = getattr(route, "path", None)
+                if not isinstance(template, str):
+                    template = "other"
+                method = scope["method"]
                 self.metrics.inc(
                     "relaxml_requests_total",
                     route=template,
-                    method=scope["method"],
-                    status=str(status),
+                    method=method if method in HTTP_METHODS else "OTHER",
+                    status=str(int(status)),
                 )
                 self.metrics.observe("relaxml_request_duration_seconds", elapsed, route=template)
             if access_logger.isEnabledFor(logging.INFO):

@@ -11,7 +11,8 @@ import base64
 from pathlib import PurePosixPath
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
-from .client import LabelStudioClient
+from . import redaction
+from .client import LabelStudioClient, check_url
 
 STORAGE_SCHEMES = ("s3", "gs", "azure-blob")
 _PUBLIC_PARAMS = ("d", "fileuri")  # Label Studio's own query parameters: no secrets
@@ -27,7 +28,7 @@ class MediaError(Exception):
     def __init__(
         self, message: str, *, url: str | None = None, status_code: int | None = None
     ) -> None:
-        super().__init__(message)
+        super().__init__(redaction.redact(message))
         self.url = url
         self.status_code = status_code
 
@@ -36,17 +37,22 @@ def resolve_url(value: str, client: LabelStudioClient | None, task_id: int | Non
     """The URL to GET for `value` (before redirects). Raises `MediaError`.
 
     - `s3://`, `gs://`, `azure-blob://`: Label Studio's `tasks/{task_id}/resolve/?fileuri=…`.
-    - An absolute `…/data/local-files/?d=…` on another origin than `client`'s: the same path on
-      `client`'s Label Studio. Label Studio writes its `LABEL_STUDIO_HOST` into these, which may
-      be unreachable from here (`localhost` inside Docker); that host is never contacted.
+    - `…/data/local-files/?d=…`, relative or absolute: rebuilt on `client`'s Label Studio from
+      the one vetted `d` (other parameters are dropped; a second `d` is refused). Label Studio
+      writes its `LABEL_STUDIO_HOST` into absolute ones, which may be unreachable from here
+      (`localhost` inside Docker); that host is never contacted.
     - Other http(s) URLs: as they are.
     - `/…` paths: joined to Label Studio's URL, keeping a sub-path (`/label-studio/`) once.
+
+    Values that URL parsers read differently (backslashes, control characters, user info or
+    `%` escapes in the host) are refused: see `client.check_url`.
     """
     shown = redact(value)
     try:
+        check_url(value)
         scheme = urlsplit(value).scheme.lower()
-    except ValueError:
-        raise MediaError(f"{shown} is not a valid URL", url=shown) from None
+    except ValueError as exc:
+        raise MediaError(f"refused {shown!r}: {exc}", url=shown) from None
     if scheme in STORAGE_SCHEMES:
         if task_id is None:
             raise MediaError(
@@ -58,17 +64,23 @@ def resolve_url(value: str, client: LabelStudioClient | None, task_id: int | Non
         return _need(client, value).absolute(
             f"tasks/{int(task_id)}/resolve/?{urlencode({'fileuri': fileuri})}"
         )
+    d = local_files_d(value)
+    if d is not None and (client is not None or not scheme):
+        check_relative(d, value)
+        return _need(client, value).absolute(f"data/local-files/?{urlencode({'d': d})}")
     if scheme in ("http", "https"):
-        d = local_files_d(value)
-        if d is not None and client is not None and not is_own(client, value):
-            return client.absolute(f"data/local-files/?{urlencode({'d': d})}")
         return value
     if not scheme and value.startswith("/") and not value.startswith("//"):
         client = _need(client, value)
         prefix = urlsplit(client.url).path.rstrip("/")
         if prefix and (value == prefix or value.startswith(prefix + "/")):
-            return urljoin(client.url, value)  # Label Studio already put its sub-path in
-        return client.absolute(value)
+            joined = urljoin(client.url, value)  # Label Studio already put its sub-path in
+            if is_own(client, joined):
+                return joined
+        try:
+            return client.absolute(value)
+        except ValueError as exc:
+            raise MediaError(f"refused {shown!r}: {exc}", url=shown) from None
     raise MediaError(
         f"cannot fetch {shown!r}: expected a Label Studio path (/data/…), an http(s) URL, "
         "or an s3://, gs:// or azure-blob:// URI",
@@ -87,7 +99,11 @@ def _need(client: LabelStudioClient | None, value: str) -> LabelStudioClient:
 
 
 def local_files_d(value: str) -> str | None:
-    """The `d` parameter of a `…/data/local-files/?d=…` value (URL-decoded), else None."""
+    """The `d` parameter of a `…/data/local-files/?d=…` value (URL-decoded), else None.
+
+    Raises `MediaError` when `d` is given more than once (`?d=ok&d=../../etc/passwd`): servers
+    differ on which one they read.
+    """
     try:
         parts = urlsplit(value)
     except ValueError:
@@ -97,6 +113,11 @@ def local_files_d(value: str) -> str | None:
     if not parts.path.rstrip("/").endswith("/data/local-files"):
         return None
     found = parse_qs(parts.query, keep_blank_values=True).get("d")
+    if found and len(found) > 1:
+        raise MediaError(
+            f"refused {redact(value)}: the 'd' parameter is given {len(found)} times",
+            url=redact(value),
+        )
     return found[0] if found else None
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 Labels = tuple[tuple[str, str], ...]
+
+MAX_SERIES = 500
+"""Series per metric; beyond it, new label values are counted under `other` (a bound on memory)."""
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 100)
 
@@ -29,6 +32,13 @@ def _escape(value: str) -> str:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _bounded(series: Mapping[Labels, object], key: Labels) -> Labels:
+    """`key`, or every label `other` when the metric already has `MAX_SERIES` series."""
+    if key in series or len(series) < MAX_SERIES:
+        return key
+    return tuple((name, "other") for name, _ in key)
 
 
 class Metrics:
@@ -50,6 +60,7 @@ class Metrics:
         key = tuple(sorted(labels.items()))
         with self._lock:
             series = self._counters[name]
+            key = _bounded(series, key)
             series[key] = series.get(key, 0.0) + value
 
     def observe(self, name: str, value: float, **labels: str) -> None:
@@ -58,6 +69,7 @@ class Metrics:
         slot = bisect.bisect_left(LATENCY_BUCKETS, value)  # the first bucket it falls in
         with self._lock:
             series = self._histograms[name]
+            key = _bounded(series, key)
             counts = series.get(key)
             if counts is None:
                 # one count per bucket (+Inf last), then the sum; made cumulative when rendered

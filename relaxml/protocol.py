@@ -15,6 +15,7 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from .errors import BadRequest
+from .redaction import remember, remember_params
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -140,12 +141,15 @@ def parse_setup(body: object) -> SetupRequest:
     obj = _object(body, "body")
     project = _project(obj.get("project"), "project", required=True)
     assert project is not None
+    remember(obj.get("access_token"))  # secrets never reach a log line or an answer
+    extra_params = parse_extra_params(obj.get("extra_params"))
+    remember_params(extra_params)
     return SetupRequest(
         project=project,
         label_config=_opt_str(obj.get("schema", obj.get("label_config")), "schema"),
         hostname=check_hostname(_opt_str(obj.get("hostname"), "hostname")),
         access_token=_opt_str(obj.get("access_token"), "access_token"),
-        extra_params=parse_extra_params(obj.get("extra_params")),
+        extra_params=extra_params,
     )
 
 
@@ -163,6 +167,7 @@ def parse_predict(body: object) -> PredictRequest:
         params = {}
     elif not isinstance(params, dict):
         raise BadRequest(f"'params' must be an object, got {_kind(params)}", field="params")
+    remember(params.get("password"))  # never in a log line or an answer
     context = params.get("context")
     if context is not None and not isinstance(context, dict):
         raise BadRequest(

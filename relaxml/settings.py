@@ -94,9 +94,10 @@ class Settings:
     label_studio_api_key: str | None = _setting(
         None,
         "LABEL_STUDIO_API_KEY",
-        "A personal access token (or legacy token) for Label Studio's API. Without it, the "
-        "project creator's legacy token from /setup is used, which Label Studio 1.23 refuses "
-        "unless legacy tokens are enabled.",
+        "A personal access token (or legacy token) for Label Studio's API; needs "
+        "LABEL_STUDIO_URL, the only place it is sent. Without it, the project creator's legacy "
+        "token from /setup is used (sent only to the hostname of that /setup), which Label "
+        "Studio 1.23 refuses unless legacy tokens are enabled.",
         secret=True,
     )
     local_files_root: str | None = _setting(
@@ -189,6 +190,11 @@ class Settings:
             raise ValueError("auto_inline_max must be 0 or more")
         if self.max_queue < 0:
             raise ValueError("max_queue must be 0 or more")
+        if self.label_studio_api_key and not self.label_studio_url:
+            raise ValueError(
+                "LABEL_STUDIO_API_KEY is set but LABEL_STUDIO_URL is not: set LABEL_STUDIO_URL "
+                "to Label Studio's address (the key is only ever sent there)"
+            )
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise ValueError(
                 "Basic Auth needs both a user (--basic-auth-user or RELAXML_BASIC_AUTH_USER) "

@@ -539,7 +539,7 @@ def test_relative_values_need_label_studio(make):
     "value", ["ftp://h/a.png", "data/upload/1/a.png", "//evil/a.png", "C:\\a.png"]
 )
 def test_unsupported_values_are_refused_with_the_shapes_we_accept(world, make, value):
-    with pytest.raises(MediaError, match="expected a Label Studio path"):
+    with pytest.raises(MediaError, match=r"expected a Label Studio path|backslash"):
         make(world.client()).path(value)
     assert world.ls.seen == []
 

@@ -13,7 +13,7 @@ Label config (any Text + Choices pair works; the first Choices on a Text is used
 Before any training it leans on a tiny seed lexicon. Training:
 
 - "Start Training" (START_TRAINING) refits on every annotated task of the project, fetched
-  from Label Studio's API (set LABEL_STUDIO_API_KEY);
+  from Label Studio's API (set LABEL_STUDIO_API_KEY and LABEL_STUDIO_URL);
 - annotation events (ANNOTATION_CREATED / UPDATED, the legacy /train) add the annotations they
   carry, without any API call.
 

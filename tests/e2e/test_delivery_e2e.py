@@ -67,7 +67,8 @@ def test_thousand_tasks_in_background(label_studio, backend_factory, free_port, 
     project_id, task_ids = bulk_project(ls, "relaxml bulk", 1000)
     backend = start(
         backend_factory, free_port, tmp_path, RELAXML_DELIVERY="background",
-        LABEL_STUDIO_API_KEY=ls.token, RELAXML_TEST_TASK_DELAY="0.002",
+        LABEL_STUDIO_API_KEY=ls.token, LABEL_STUDIO_URL=ls.url,
+        RELAXML_TEST_TASK_DELAY="0.002",
     )  # fmt: skip
     ls.register_ml_backend(project_id, backend.url)
     ls.retrieve_predictions(project_id)
@@ -84,7 +85,8 @@ def test_label_studio_restarted_mid_delivery(label_studio, backend_factory, free
     project_id, task_ids = bulk_project(ls, "relaxml outage", 600)
     backend = start(
         backend_factory, free_port, tmp_path, RELAXML_DELIVERY="background",
-        LABEL_STUDIO_API_KEY=ls.token, RELAXML_TEST_TASK_DELAY="0.01",
+        LABEL_STUDIO_API_KEY=ls.token, LABEL_STUDIO_URL=ls.url,
+        RELAXML_TEST_TASK_DELAY="0.01",
     )  # fmt: skip
     ls.register_ml_backend(project_id, backend.url)
     ls.retrieve_predictions(project_id)
@@ -105,6 +107,7 @@ def test_relaxml_killed_mid_delivery(label_studio, backend_factory, free_port, t
     env = {
         "RELAXML_DELIVERY": "background",
         "LABEL_STUDIO_API_KEY": ls.token,
+        "LABEL_STUDIO_URL": ls.url,
         "RELAXML_TEST_TASK_DELAY": "0.01",
     }
     first = start(backend_factory, free_port, tmp_path, **env)
@@ -124,7 +127,9 @@ def test_auto_mode_with_a_personal_access_token(label_studio, backend_factory, f
     ls = label_studio
     project_id, task_ids = bulk_project(ls, "relaxml auto", 40)
     pat = ls.personal_access_token()
-    backend = start(backend_factory, free_port, tmp_path, LABEL_STUDIO_API_KEY=pat)
+    backend = start(
+        backend_factory, free_port, tmp_path, LABEL_STUDIO_API_KEY=pat, LABEL_STUDIO_URL=ls.url
+    )
     ls.register_ml_backend(project_id, backend.url)
 
     task = ls.get_task(task_ids[0])  # opening a task: inline

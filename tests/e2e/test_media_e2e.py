@@ -218,7 +218,11 @@ def test_a_served_model_downloads_and_predicts_on_the_images(
         backend_factory,
         free_port,
         "tests/e2e/image_model.py:ColourOfImage",
-        env={"RELAXML_DATA_DIR": str(tmp_path), "LABEL_STUDIO_API_KEY": ls.token},
+        env={
+            "RELAXML_DATA_DIR": str(tmp_path),
+            "LABEL_STUDIO_API_KEY": ls.token,
+            "LABEL_STUDIO_URL": ls.url,
+        },
     )
     ls.register_ml_backend(project_id, backend.url)
     ls.retrieve_predictions(project_id)

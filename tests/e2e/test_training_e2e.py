@@ -47,6 +47,7 @@ def test_start_training_trains_on_the_annotations_and_re_predicts(
         env={
             "RELAXML_DATA_DIR": str(tmp_path),
             "LABEL_STUDIO_API_KEY": ls.token,
+            "LABEL_STUDIO_URL": ls.url,
             "RELAXML_TRAIN_ON": "START_TRAINING",  # annotation events alone do not train here
         },
     )
@@ -89,7 +90,11 @@ def test_min_annotations_to_start_training_trains_on_its_own(
         backend_factory,
         free_port,
         EXAMPLE,
-        env={"RELAXML_DATA_DIR": str(tmp_path), "LABEL_STUDIO_API_KEY": ls.token},
+        env={
+            "RELAXML_DATA_DIR": str(tmp_path),
+            "LABEL_STUDIO_API_KEY": ls.token,
+            "LABEL_STUDIO_URL": ls.url,
+        },
     )
     ls.register_ml_backend(project_id, backend.url)
     ls.create_annotation(task_ids[0], choice("negative"))
