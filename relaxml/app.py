@@ -7,6 +7,8 @@ What each route does lives in `backend.py`.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +28,7 @@ from .bodies import read_json
 from .errors import HTTPError, describe, exception_handlers
 from .logs import AccessLogMiddleware
 from .metrics import Metrics, describe_metrics
-from .model import LabelStudioModel
+from .model import LabelStudioModel, check_attributes
 from .settings import Settings
 
 logger = logging.getLogger("relaxml")
@@ -63,6 +65,11 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
             finally:
                 task_group.cancel_scope.cancel()
         backend.close()
+        if backend.exit_code is not None:  # a background loop could not go on: be restarted
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(backend.exit_code)
 
     middleware = [Middleware(AccessLogMiddleware, metrics=metrics)]
     if settings.basic_auth is not None:
@@ -98,8 +105,8 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         return endpoint
 
     routes = [
-        Route("/", get(Backend.health), methods=["GET"]),
-        Route("/health", get(Backend.health), methods=["GET"]),
+        Route("/", _health, methods=["GET"]),
+        Route("/health", _health, methods=["GET"]),
         Route("/versions", get(reports.list_versions), methods=["GET"]),
         Route("/jobs", get(reports.list_jobs), methods=["GET"]),
         Route("/jobs/{job_id}", _job, methods=["GET"]),
@@ -128,6 +135,12 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+
+
+async def _health(request: Request) -> Response:
+    backend: Backend = request.app.state.backend
+    answer = backend.health()
+    return JSONResponse(answer, status_code=200 if answer["status"] == "UP" else 503)
 
 
 async def _job(request: Request) -> Response:
@@ -164,11 +177,13 @@ async def _webhook(backend: Backend, body: Any, request: Request) -> dict[str, A
 
 def _check_model_source(model: object) -> None:
     if isinstance(model, LabelStudioModel):
+        check_attributes(model)
         return
     if isinstance(model, type) and issubclass(model, LabelStudioModel):
         if getattr(model, "__abstractmethods__", None):
             missing = ", ".join(sorted(model.__abstractmethods__))
             raise TypeError(f"{model.__name__} cannot be served: it does not implement {missing}")
+        check_attributes(model)
         return
     raise TypeError(f"create_app() needs a LabelStudioModel subclass or instance, got {model!r}")
 
@@ -177,9 +192,5 @@ async def _construct(model: ModelSource) -> LabelStudioModel:
     instance = (
         model if isinstance(model, LabelStudioModel) else await anyio.to_thread.run_sync(model)
     )
-    version = instance.model_version
-    if not isinstance(version, str) or not version:
-        raise TypeError(
-            f"{type(instance).__name__}.model_version must be a non-empty string, got {version!r}"
-        )
+    check_attributes(instance)  # __init__ may have set them
     return instance

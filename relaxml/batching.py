@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .context import Context
 from .protocol import Task
 
 RunModel = Callable[[list[Task], Context], Awaitable[list[Any]]]
+
+
+class Spawner(Protocol):
+    """Where flush tasks run: a task group (relaxml's guards them: `supervise.GuardedGroup`)."""
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start `func(*args)` soon."""
 
 
 @dataclass
@@ -41,7 +47,7 @@ class MicroBatcher:
     """Collects requests per (project, label config) and flushes them as one call."""
 
     def __init__(
-        self, run: RunModel, task_group: TaskGroup, *, max_size: int, timeout: float
+        self, run: RunModel, task_group: Spawner, *, max_size: int, timeout: float
     ) -> None:
         self._run = run
         self._task_group = task_group
