@@ -429,6 +429,7 @@ def test_app_from_env(
         monkeypatch.setenv("RELAXML_APP_DIR", str(tmp_path))
     monkeypatch.setenv("RELAXML_BASIC_AUTH_USER", "ls")
     monkeypatch.setenv("RELAXML_BASIC_AUTH_PASS", "s3cret")
+    monkeypatch.setenv("RELAXML_DATA_DIR", str(tmp_path / "data"))  # one model per directory
 
     app = app_from_env()
 

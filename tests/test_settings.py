@@ -69,6 +69,7 @@ def test_every_setting_is_described():
         "media_cache_bytes",
         "validate",
         "delivery_batch",
+        "exit_on_fatal",
     }
     for name, env, _default, doc in rows:
         assert env in ("RELAXML_" + name.upper(), name.upper(), "LOCAL_FILES_DOCUMENT_ROOT")
