@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,6 +26,7 @@ from . import housekeeping, reports
 from .auth import AUTHENTICATED, BasicAuthMiddleware
 from .backend import Backend
 from .bodies import read_json
+from .datadir import model_identity, prepare
 from .errors import HTTPError, describe, exception_handlers
 from .logs import AccessLogMiddleware
 from .metrics import Metrics, describe_metrics
@@ -50,9 +52,15 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        cls = model if isinstance(model, type) else type(model)
+        data_dir = await anyio.to_thread.run_sync(
+            prepare, Path(settings.data_dir), model_identity(cls)
+        )  # before the model loads: a DataDirError names the path
         instance = await _construct(model)
         async with anyio.create_task_group() as task_group:
-            backend = app.state.backend = Backend(instance, settings, task_group, metrics)
+            backend = app.state.backend = Backend(
+                instance, settings, task_group, metrics, data_dir=data_dir
+            )
             await backend.start()
             logger.info(
                 "serving %s, model version %s, %s delivery",

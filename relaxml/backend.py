@@ -21,7 +21,7 @@ from .batching import MicroBatcher
 from .checks import ConfigCheck
 from .client import LabelStudioClient, LabelStudioError
 from .context import Context
-from .datadir import DataDirError, describe_start, model_identity, prepare
+from .datadir import DataDir, DataDirError, describe_start, model_identity, prepare
 from .delivery import Deliverer
 from .errors import HTTPError, ModelError, describe
 from .events import (
@@ -63,6 +63,8 @@ class Backend:
         settings: Settings,
         task_group: TaskGroup,
         metrics: Metrics | None = None,
+        *,
+        data_dir: DataDir | None = None,
     ) -> None:
         self.settings = settings
         self.name = type(model).__name__
@@ -76,7 +78,7 @@ class Backend:
         )
         self.supervisor = Supervisor(on_fatal=self._on_fatal)
         self.exit_code: int | None = None
-        self.data_dir = prepare(Path(settings.data_dir), model_identity(type(model)))
+        self.data_dir = data_dir or prepare(Path(settings.data_dir), model_identity(type(model)))
         data_dir = self.data_dir.path
         database = data_dir / FILENAME
         try:
