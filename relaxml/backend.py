@@ -66,6 +66,7 @@ class Backend:
         *,
         data_dir: DataDir | None = None,
     ) -> None:
+        """`data_dir`: the checked data directory (`datadir.prepare`); checked here if None."""
         self.settings = settings
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
@@ -79,8 +80,7 @@ class Backend:
         self.supervisor = Supervisor(on_fatal=self._on_fatal)
         self.exit_code: int | None = None
         self.data_dir = data_dir or prepare(Path(settings.data_dir), model_identity(type(model)))
-        data_dir = self.data_dir.path
-        database = data_dir / FILENAME
+        database = self.data_dir.path / FILENAME
         try:
             self.outbox = Outbox(database)
             self.training_store = TrainingStore(database)
@@ -89,7 +89,7 @@ class Backend:
             raise DataDirError(f"database {database} cannot be used ({exc})") from None
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
         self._media: dict[tuple[str | None, str | None], MediaFetcher] = {}
-        self.leader = LeaderLock(data_dir / "leader.lock")
+        self.leader = LeaderLock(self.data_dir.path / "leader.lock")
         self.background = BackgroundPredictions(
             settings=settings,
             delivery=self.delivery,
@@ -102,7 +102,7 @@ class Backend:
             name=self.name,
             wake=lambda: self.deliverer.wake(),
         )
-        self.keeper = ModelKeeper(model, self.versions, data_dir, adopt=self._adopt)
+        self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
         self.deliverer = Deliverer(
             self.outbox,
             self.leader,

@@ -9,6 +9,7 @@ model that starts on them.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -51,10 +52,8 @@ def model_identity(cls: type) -> str:
     if module.startswith(_LOADER_PREFIX):
         module = module[len(_LOADER_PREFIX) :]
     if module == "__main__":
-        try:
+        with contextlib.suppress(TypeError, OSError):
             module = Path(inspect.getfile(cls)).stem
-        except (TypeError, OSError):
-            pass
     return f"{module}:{cls.__qualname__}"
 
 

@@ -107,8 +107,7 @@ class ModelKeeper:
     def _unused(self, version: str) -> str:
         def taken(name: str) -> bool:
             return (
-                self.versions.get(name) is not None
-                or artifacts_dir(self.data_dir, name).exists()
+                self.versions.get(name) is not None or artifacts_dir(self.data_dir, name).exists()
             )
 
         if not taken(version):

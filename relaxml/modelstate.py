@@ -36,7 +36,7 @@ def save_state(model: LabelStudioModel, path: Path) -> None:
     cls = type(model)
     state: Any
     if _custom(cls, "__getstate__"):
-        state = model.__getstate__()
+        state = model.__getstate__()  # type: ignore[attr-defined]
         if isinstance(state, dict):
             state = {k: v for k, v in state.items() if not str(k).startswith(_PRIVATE)}
     else:
@@ -70,8 +70,8 @@ def has_state(path: Path) -> bool:
 
 def load_state(model: LabelStudioModel, path: Path) -> None:
     """Restore the state `save_state` wrote into `path` onto `model` (a fresh instance)."""
-    state = pickle.loads((path / STATE_FILE).read_bytes())  # noqa: S301 - our own data directory
+    state = pickle.loads((path / STATE_FILE).read_bytes())  # our own data directory
     if _custom(type(model), "__setstate__"):
-        model.__setstate__(state)
+        model.__setstate__(state)  # type: ignore[attr-defined]
     else:
         model.__dict__.update(state)

@@ -96,6 +96,9 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[Any, ...], dict[
     """The arguments of every `uvicorn.run` call `relaxml serve` makes; nothing is served."""
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    # `--workers` hands settings to worker processes through os.environ: restore it afterwards
+    # (a leaked RELAXML_DATA_DIR would send later tests' models to this test's directory).
+    monkeypatch.setattr(os, "environ", os.environ.copy())
     return calls
 
 
