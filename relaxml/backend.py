@@ -139,6 +139,8 @@ class Backend:
         """Load the data directory's current version, then start the background loops."""
         logger.info(describe_start(self.data_dir))
         await self.keeper.start()
+        # Lead now if no other worker does, so that the first worker to start is the leader.
+        await anyio.to_thread.run_sync(self.leader.try_acquire)
         guarded = GuardedGroup(self._task_group, self.supervisor, "background task")
         guarded.start_soon(self.deliverer.run)
         guarded.start_soon(self.trainer.run)
