@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
@@ -22,6 +26,7 @@ from relaxml.sqlite import FILENAME
 
 from .conftest import first, wait_for
 from .models import Echo, Trainable, choice
+from .test_workers import ROOT, free_port
 
 NER = """\
 from relaxml import LabelStudioModel
@@ -258,3 +263,51 @@ def test_a_fit_that_returns_an_existing_version_gets_a_suffix(serve, captured, t
         in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_two_real_workers_both_serve_a_pickled_version(tmp_path, captured):
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    argv = [sys.executable, "-m", "relaxml", "serve", "tests/worker_model.py:Memo"]
+    argv += ["--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--data-dir", str(tmp_path / "data")]
+    env = {**os.environ, "RELAXML_VERSION_POLL": "0.2"}
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_for(lambda: _get(url + "/health") is not None, timeout=30)
+        hook = first(captured, "/webhook", action="START_TRAINING")
+        assert requests.post(url + "/webhook", json=hook, timeout=5).json()["status"] == "accepted"
+
+        def served() -> set[tuple[int, str, float]]:
+            seen = set()
+            for _ in range(30):  # a new connection each time: both workers answer
+                health = requests.get(url + "/health", timeout=2).json()
+                body = {"tasks": [{"id": 1, "data": {}}]}
+                score = requests.post(url + "/predict", json=body, timeout=5).json()
+                seen.add((health["worker"], health["model_version"], score["results"][0]["score"]))
+            return seen
+
+        def both_trained() -> bool:
+            seen = served()
+            workers = {worker for worker, _, _ in seen}
+            versions = {(version, score) for _, version, score in seen}
+            return len(workers) == 2 and versions == {("memo-1", 1.0)}
+
+        wait_for(both_trained, timeout=30, interval=0.3)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert (tmp_path / "data" / "versions" / "memo-1" / "state.pickle").is_file()
+
+
+def _get(url: str) -> Any:
+    try:
+        return requests.get(url, timeout=1).json()
+    except requests.RequestException:
+        return None

@@ -49,9 +49,15 @@ def test_training_survives_a_stored_project_hostname_without_a_scheme(serve, cap
     backend = backend_of(client)
     hook = start_hook(captured)
     project_id = hook["project"]["id"]
-    # A project recorded before /setup refused such hostnames (LabelStudioClient raises
-    # ValueError for it): the trainer used to die here, and every later run with it.
-    backend.projects._projects["x"] = Project(uid="x", id=project_id, hostname="ls.example:8080")
+    # LabelStudioClient raises ValueError for such a hostname: the trainer used to die here,
+    # and every later run with it. Through /setup where it is accepted; else as a project
+    # recorded before /setup refused such hostnames.
+    setup = {"project": f"{project_id}.1700000000", "schema": "", "hostname": "ls.example:8080"}
+    if client.post("/setup", json=setup).status_code != 200:
+        backend.projects._projects["x"] = Project(
+            uid="x", id=project_id, hostname="ls.example:8080"
+        )
+    assert any(p.hostname == "ls.example:8080" for p in backend.projects.all())
 
     for _ in range(2):
         assert client.post("/webhook", json=hook).json()["status"] == "accepted"
