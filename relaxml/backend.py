@@ -141,7 +141,7 @@ class Backend:
         await self.keeper.start()
         # Lead now if no other worker does, so that the first worker to start is the leader.
         await anyio.to_thread.run_sync(self.leader.try_acquire)
-        guarded = GuardedGroup(self._task_group, self.supervisor, "background task")
+        guarded = GuardedGroup(self._task_group, self.supervisor, "background", forever=True)
         guarded.start_soon(self.deliverer.run)
         guarded.start_soon(self.trainer.run)
         guarded.start_soon(self.keeper.watch, self.settings.version_poll, self.supervisor)

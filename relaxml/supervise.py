@@ -122,6 +122,17 @@ class Supervisor:
             if is_fatal(exc):
                 self.fail(f"{name}: {describe(exc)}")
 
+    async def forever(self, name: str, action: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a task meant to last as long as the app: if it ends anyway, go DOWN."""
+        try:
+            await action(*args)
+        except Exception as exc:
+            self._log(name, exc)
+            self.fail(f"{name} stopped: {describe(exc)}")
+        else:
+            if self.healthy:
+                self.fail(f"{name} stopped")
+
     async def _failed(self, name: str, exc: Exception, failures: list[str]) -> bool:
         """Log `exc`, then back off; False when the loop must stop."""
         self._log(name, exc)
@@ -158,11 +169,16 @@ class GuardedGroup:
     """A task group whose tasks run under `Supervisor.once`: one failing task never cancels
     the others (an exception in an anyio task group cancels every task in it)."""
 
-    def __init__(self, task_group: Any, supervisor: Supervisor, name: str) -> None:
+    def __init__(
+        self, task_group: Any, supervisor: Supervisor, name: str, *, forever: bool = False
+    ) -> None:
         self._task_group = task_group
         self._supervisor = supervisor
         self._name = name
+        self._forever = forever
 
     def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Start `func(*args)` in the group, guarded."""
-        self._task_group.start_soon(self._supervisor.once, self._name, func, *args)
+        """Start `func(*args)` in the group, guarded (`forever`: its end makes the app DOWN)."""
+        guard = self._supervisor.forever if self._forever else self._supervisor.once
+        name = f"{self._name} {getattr(func, '__qualname__', '')}".strip()
+        self._task_group.start_soon(guard, name, func, *args)

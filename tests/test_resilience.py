@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from relaxml import LabelStudioModel, Settings, create_app
 from relaxml.cli import main
 from relaxml.projects import Project
-from relaxml.supervise import FATAL_EXIT_CODE
+from relaxml.supervise import FATAL_EXIT_CODE, GuardedGroup
 
 from .conftest import backend_of, first, wait_for
 from .models import Echo, Trainable
@@ -307,3 +307,16 @@ def test_create_app_does_not_exit_by_default(serve):
     backend_of(client).supervisor.fail("test: stop")
     assert backend_of(client).exit_code is None  # the test process is still here
     assert client.get("/health").json() == {**client.get("/health").json(), "status": "DOWN"}
+
+
+def test_a_background_task_that_ends_makes_health_down(serve):
+    client = serve(Fine)
+    backend = backend_of(client)
+
+    async def gone() -> None:
+        raise RuntimeError("a loop ended")
+
+    group = GuardedGroup(backend._task_group, backend.supervisor, "background", forever=True)
+    client.portal.call(lambda: group.start_soon(gone))
+    wait_for(lambda: client.get("/health").status_code == 503)
+    assert "stopped" in client.get("/health").json()["reason"]
