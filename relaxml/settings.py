@@ -7,6 +7,7 @@ and `create_app(..., **overrides)` override either. Server options that only the
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -234,9 +235,14 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return get_type_hints(Settings)
+
+
 def _kind(f: Field[Any]) -> tuple[type, bool]:
     """The field's base type and whether None is allowed, from its annotation."""
-    hint = get_type_hints(Settings)[f.name]
+    hint = _hints()[f.name]
     args = [a for a in get_args(hint) if a is not type(None)]
     optional = len(args) < len(get_args(hint))
     base = args[0] if optional and len(args) == 1 else hint
