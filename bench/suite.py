@@ -64,7 +64,7 @@ class Suite:
     def servers(self, model: str) -> dict[str, ServerSpec | None]:
         """relaxml, the Starlette floor (Trivial and Loaded only) and the incumbent (None: not
         given)."""
-        data_dir = self.workdir / "relaxml-data"
+        data_dir = self.workdir / f"relaxml-data-{model}"  # one model per data directory
         specs: dict[str, ServerSpec | None] = {RELAXML: relaxml_spec(model, data_dir)}
         if model in FLOOR_MODELS:
             specs[FLOOR] = floor_spec(model)

@@ -7,8 +7,11 @@ What each route does lives in `backend.py`.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,10 +26,11 @@ from . import housekeeping, reports
 from .auth import AUTHENTICATED, BasicAuthMiddleware
 from .backend import Backend
 from .bodies import read_json
+from .datadir import model_identity, prepare
 from .errors import HTTPError, describe, exception_handlers
 from .logs import AccessLogMiddleware
 from .metrics import Metrics, describe_metrics
-from .model import LabelStudioModel
+from .model import LabelStudioModel, check_attributes
 from .settings import Settings
 from .shutdown import ShutdownMiddleware
 
@@ -49,9 +53,15 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        cls = model if isinstance(model, type) else type(model)
+        data_dir = await anyio.to_thread.run_sync(
+            prepare, Path(settings.data_dir), model_identity(cls)
+        )  # before the model loads: a DataDirError names the path
         instance = await _construct(model)
         async with anyio.create_task_group() as task_group:
-            backend = app.state.backend = Backend(instance, settings, task_group, metrics)
+            backend = app.state.backend = Backend(
+                instance, settings, task_group, metrics, data_dir=data_dir
+            )
             await backend.start()
             logger.info(
                 "serving %s, model version %s, %s delivery",
@@ -64,6 +74,11 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
             finally:
                 task_group.cancel_scope.cancel()
         backend.close()
+        if backend.exit_code is not None:  # a background loop could not go on: be restarted
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(backend.exit_code)
 
     middleware = [
         Middleware(AccessLogMiddleware, metrics=metrics),
@@ -112,8 +127,8 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         return endpoint
 
     routes = [
-        Route("/", get(Backend.health), methods=["GET"]),
-        Route("/health", get(Backend.health), methods=["GET"]),
+        Route("/", _health, methods=["GET"]),
+        Route("/health", _health, methods=["GET"]),
         Route("/versions", get(reports.list_versions), methods=["GET"]),
         Route("/jobs", get(reports.list_jobs), methods=["GET"]),
         Route("/jobs/{job_id}", _job, methods=["GET"]),
@@ -155,6 +170,12 @@ def _answer(request: Request, answer: dict[str, Any]) -> Response:
             raise
         backend: Backend = request.app.state.backend
         return JSONResponse({**answer, "results": backend.json_safe(results)})
+
+
+async def _health(request: Request) -> Response:
+    backend: Backend = request.app.state.backend
+    answer = backend.health()
+    return JSONResponse(answer, status_code=200 if answer["status"] == "UP" else 503)
 
 
 async def _job(request: Request) -> Response:
@@ -202,11 +223,13 @@ def _refuse_strict_unauthenticated(request: Request, settings: Settings) -> None
 
 def _check_model_source(model: object) -> None:
     if isinstance(model, LabelStudioModel):
+        check_attributes(model)
         return
     if isinstance(model, type) and issubclass(model, LabelStudioModel):
         if getattr(model, "__abstractmethods__", None):
             missing = ", ".join(sorted(model.__abstractmethods__))
             raise TypeError(f"{model.__name__} cannot be served: it does not implement {missing}")
+        check_attributes(model)
         return
     raise TypeError(f"create_app() needs a LabelStudioModel subclass or instance, got {model!r}")
 
@@ -215,9 +238,5 @@ async def _construct(model: ModelSource) -> LabelStudioModel:
     instance = (
         model if isinstance(model, LabelStudioModel) else await anyio.to_thread.run_sync(model)
     )
-    version = instance.model_version
-    if not isinstance(version, str) or not version:
-        raise TypeError(
-            f"{type(instance).__name__}.model_version must be a non-empty string, got {version!r}"
-        )
+    check_attributes(instance)  # __init__ may have set them
     return instance

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
+import sqlite3
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from .batching import MicroBatcher
 from .checks import ConfigCheck
 from .client import LabelStudioClient, LabelStudioError
 from .context import Context
+from .datadir import DataDir, DataDirError, describe_start, model_identity, prepare
 from .delivery import Deliverer
 from .errors import HTTPError, ModelError, ModelOutputError, describe
 from .events import (
@@ -43,6 +46,7 @@ from .protocol import Task, is_http_url, parse_predict, parse_setup
 from .scheduler import Scheduler, chunked
 from .settings import Settings
 from .sqlite import FILENAME
+from .supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
 from .throttle import LogThrottle
 from .training import Trainer
 from .trainingstore import TrainingStore
@@ -64,7 +68,10 @@ class Backend:
         settings: Settings,
         task_group: TaskGroup,
         metrics: Metrics | None = None,
+        *,
+        data_dir: DataDir | None = None,
     ) -> None:
+        """`data_dir`: the checked data directory (`datadir.prepare`); checked here if None."""
         self.settings = settings
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
@@ -76,18 +83,23 @@ class Backend:
         self.scheduler = Scheduler(
             max_concurrency=settings.max_concurrency, max_queue=settings.max_queue
         )
+        self.supervisor = Supervisor(on_fatal=self._on_fatal)
+        self.exit_code: int | None = None
+        self.data_dir = data_dir or prepare(Path(settings.data_dir), model_identity(type(model)))
+        database = self.data_dir.path / FILENAME
+        try:
+            self.outbox = Outbox(database)
+            self.training_store = TrainingStore(
+                database,
+                max_events=settings.max_queued_events,
+                max_bytes=settings.max_queued_event_bytes,
+            )
+            self.versions = VersionStore(database)
+        except sqlite3.DatabaseError as exc:
+            raise DataDirError(f"database {database} cannot be used ({exc})") from None
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
-        data_dir = Path(settings.data_dir)
         self._media: OrderedDict[tuple[str | None, str | None], MediaFetcher] = OrderedDict()
-        database = data_dir / FILENAME
-        self.leader = LeaderLock(data_dir / "leader.lock")
-        self.outbox = Outbox(database)
-        self.training_store = TrainingStore(
-            database,
-            max_events=settings.max_queued_events,
-            max_bytes=settings.max_queued_event_bytes,
-        )
-        self.versions = VersionStore(database)
+        self.leader = LeaderLock(self.data_dir.path / "leader.lock")
         self.background = BackgroundPredictions(
             settings=settings,
             delivery=self.delivery,
@@ -100,7 +112,7 @@ class Backend:
             name=self.name,
             wake=lambda: self.deliverer.wake(),
         )
-        self.keeper = ModelKeeper(model, self.versions, data_dir, adopt=self._adopt)
+        self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
         self.deliverer = Deliverer(
             self.outbox,
             self.leader,
@@ -109,6 +121,7 @@ class Backend:
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
             send_size=settings.delivery_batch,
+            supervisor=self.supervisor,
         )
         self.trainer = Trainer(
             self.training_store,
@@ -118,11 +131,12 @@ class Backend:
             control_for=self._control_for,
             metrics=self.metrics,
             train_every=settings.train_every,
+            supervisor=self.supervisor,
         )
         self.batcher = (
             MicroBatcher(
                 self._run_model,
-                task_group,
+                GuardedGroup(task_group, self.supervisor, "micro-batch"),
                 max_size=model.max_batch_size or DEFAULT_MERGE_SIZE,
                 timeout=model.batch_timeout,
             )
@@ -133,10 +147,22 @@ class Backend:
 
     async def start(self) -> None:
         """Load the data directory's current version, then start the background loops."""
+        logger.info(describe_start(self.data_dir))
         await self.keeper.start()
-        self._task_group.start_soon(self.deliverer.run)
-        self._task_group.start_soon(self.trainer.run)
-        self._task_group.start_soon(self.keeper.watch, self.settings.version_poll)
+        # Lead now if no other worker does, so that the first worker to start is the leader.
+        await anyio.to_thread.run_sync(self.leader.try_acquire)
+        guarded = GuardedGroup(self._task_group, self.supervisor, "background", forever=True)
+        guarded.start_soon(self.deliverer.run)
+        guarded.start_soon(self.trainer.run)
+        guarded.start_soon(self.keeper.watch, self.settings.version_poll, self.supervisor)
+
+    def _on_fatal(self, reason: str) -> None:
+        if not self.settings.exit_on_fatal or self.exit_code is not None:
+            return
+        self.exit_code = FATAL_EXIT_CODE
+        logger.critical("stopping so that a supervisor restarts the process (exit status %d)",
+                        FATAL_EXIT_CODE)  # fmt: skip
+        signal.raise_signal(signal.SIGTERM)  # the server's graceful shutdown
 
     @property
     def model(self) -> LabelStudioModel:
@@ -152,7 +178,8 @@ class Backend:
             client = self.clients.get(
                 project.hostname if project else None, project.access_token if project else None
             )
-        except (LabelStudioError, ValueError):  # no URL, or an unusable one
+        except (LabelStudioError, ValueError) as exc:  # no URL, or an unusable one
+            logger.warning("training without a Label Studio client: %s", describe(exc))
             client = None
         last = self.training_store.last_success(event.project_key)
         return RunControl(client, last)
@@ -186,9 +213,12 @@ class Backend:
         return self.model.model_version
 
     def health(self) -> dict[str, Any]:
-        """`GET /health`: instant, never waits for the model."""
+        """`GET /health`: instant, never waits for the model. DOWN (with a `reason`) once a
+        background loop could not go on; `app.py` answers it with 503."""
+        down = self.supervisor.reason
         return {
-            "status": "UP",
+            "status": "UP" if down is None else "DOWN",
+            **({} if down is None else {"reason": down}),
             "v2": True,
             "model_class": self.name,
             "model_version": self.model_version,

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .context import Context
 from .protocol import Task
@@ -24,6 +23,13 @@ MAX_OPEN = 256
 """Most batches (distinct project and label config pairs) waiting at once."""
 
 RunModel = Callable[[list[Task], Context], Awaitable[list[Any]]]
+
+
+class Spawner(Protocol):
+    """Where flush tasks run: a task group (relaxml's guards them: `supervise.GuardedGroup`)."""
+
+    def start_soon(self, func: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start `func(*args)` soon."""
 
 
 @dataclass
@@ -45,7 +51,7 @@ class MicroBatcher:
     """Collects requests per (project, label config) and flushes them as one call."""
 
     def __init__(
-        self, run: RunModel, task_group: TaskGroup, *, max_size: int, timeout: float
+        self, run: RunModel, task_group: Spawner, *, max_size: int, timeout: float
     ) -> None:
         self._run = run
         self._task_group = task_group

@@ -11,8 +11,10 @@ import uvicorn
 
 from .__about__ import __version__
 from .app import create_app
+from .datadir import DataDirError, model_identity, prepare
 from .loader import LoadError, load_model_class
 from .logs import configure_logging
+from .model import check_attributes
 from .settings import Settings
 from .sqlite import FILENAME
 from .versions import VersionStore
@@ -139,16 +141,26 @@ def serve(
     """
     if reload and workers > 1:
         raise click.UsageError("--reload and --workers cannot be used together.")
+    # Be restarted when background work cannot go on, unless RELAXML_EXIT_ON_FATAL says no.
+    exit_on_fatal = None if os.environ.get("RELAXML_EXIT_ON_FATAL") else True
     try:
         model_class = load_model_class(target, app_dir)
+        check_attributes(model_class)
         settings = Settings.from_env(
             basic_auth_user=basic_auth_user,
             basic_auth_pass=basic_auth_pass,
             delivery=delivery,
             data_dir=data_dir,
+            exit_on_fatal=exit_on_fatal,
         )
-    except (LoadError, ValueError) as exc:
+    except (LoadError, TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
+    try:
+        prepare(Path(data_dir), model_identity(model_class))
+    except DataDirError as exc:
+        if exc.usage:
+            raise click.UsageError(str(exc)) from None
+        raise click.ClickException(str(exc)) from None
     configure_logging(log_level)
     options = {
         "host": host,
@@ -167,6 +179,7 @@ def serve(
         RELAXML_APP_DIR=str(Path(app_dir).resolve()),
         RELAXML_LOG_LEVEL=log_level,
         RELAXML_DATA_DIR=str(Path(data_dir).resolve()),
+        RELAXML_EXIT_ON_FATAL="1" if settings.exit_on_fatal else "0",
     )
     for name, value in (
         ("RELAXML_BASIC_AUTH_USER", basic_auth_user),

@@ -8,6 +8,7 @@ process holding the data directory's `LeaderLock` runs them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -21,6 +22,7 @@ from .client import LabelStudioClient, LabelStudioError
 from .leader import LeaderLock
 from .metrics import Metrics
 from .outbox import Item, Job, Outbox
+from .supervise import Supervisor
 
 logger = logging.getLogger("relaxml.delivery")
 
@@ -45,6 +47,7 @@ class Deliverer:
         send_size: int = 500,
         idle: float = 0.5,
         progress_every: float = 5.0,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.outbox = outbox
         self.leader = leader
@@ -57,32 +60,35 @@ class Deliverer:
         self._progress_every = progress_every
         self._wake = anyio.Event()
         self._last_progress: dict[str, float] = {}
+        self._supervisor = supervisor or Supervisor()
 
     def wake(self) -> None:
         """New work is queued: stop idling."""
         self._wake.set()
 
     async def run(self) -> None:
-        """Wait for leadership, recover unfinished work, then run both loops forever."""
+        """Wait for leadership, recover unfinished work, then run both loops (supervised)."""
+        if not await self._supervisor.retry("delivery: taking over the outbox", self._take_over):
+            return
+        loop = self._supervisor.loop
+        async with anyio.create_task_group() as group:
+            group.start_soon(
+                functools.partial(loop, "delivery: predicting", self._predict_once, idle=self._rest)
+            )
+            group.start_soon(
+                functools.partial(loop, "delivery: sending", self._send_once, idle=self._rest)
+            )
+
+    async def _take_over(self) -> None:
         await self.leader.acquire()
         recovered = await anyio.to_thread.run_sync(self.outbox.recover)
         if recovered:
             logger.info("resuming %d unfinished background predictions", recovered)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._loop, self._predict_once)
-            group.start_soon(self._loop, self._send_once)
 
-    async def _loop(self, step: Callable[[], Awaitable[bool]]) -> None:
-        while True:
-            try:
-                worked = await step()
-            except Exception as exc:  # keep the worker alive whatever happens
-                logger.error("background worker error", exc_info=exc)
-                worked = False
-            if not worked:
-                with anyio.move_on_after(self._idle):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
+    async def _rest(self) -> None:
+        with anyio.move_on_after(self._idle):
+            await self._wake.wait()
+        self._wake = anyio.Event()
 
     async def _predict_once(self) -> bool:
         claimed = await anyio.to_thread.run_sync(self.outbox.claim_to_predict, self.batch_size)
@@ -120,6 +126,11 @@ class Deliverer:
                 self._post(client, job, items)
                 self.outbox.delivered(job.id, [i.task_id for i in items])
                 self._metrics.inc("relaxml_deliveries_total", len(items), outcome="ok")
+        except ValueError as exc:  # a stored URL that Label Studio can never be reached at
+            ids = [i.task_id for i in items]
+            self.outbox.give_up(job.id, ids, str(exc))
+            self._metrics.inc("relaxml_deliveries_total", len(ids), outcome="failed")
+            logger.warning("job %s: cannot deliver %d predictions: %s", job.id, len(ids), exc)
         except LabelStudioError as exc:
             if exc.status_code in PERMANENT and len(items) > 1:
                 for item in items:  # find the ones Label Studio refuses, deliver the rest

@@ -2,8 +2,10 @@
 rollbacks.
 
 - After a successful `fit` (on the leader), the keeper saves the model's artifacts under
-  `<data_dir>/versions/<version>/` (when the model implements `save`) and records the version
-  as current in the `VersionStore`.
+  `<data_dir>/versions/<version>/` (with the model's `save`, or, for a model with neither `save`
+  nor `load`, its pickled state: `modelstate.py`) and records the version as current in the
+  `VersionStore`. A version that already exists is never overwritten: the new one is recorded
+  with a suffix (`v2-2`, `v2-3`, ...) and a warning.
 - Every worker watches the store. When the current version differs from the one it serves, it
   builds a fresh instance, has it `load` that version's artifacts, and swaps it in: requests in
   flight finish on the old instance, new ones get the new one. A rollback
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -25,6 +28,8 @@ import anyio.to_thread
 from .errors import ModelOutputError, describe
 from .events import TrainingEvent
 from .model import LabelStudioModel
+from .modelstate import has_state, load_state, save_state
+from .supervise import Supervisor
 from .versions import VersionStore, artifacts_dir
 
 logger = logging.getLogger("relaxml")
@@ -75,11 +80,15 @@ class ModelKeeper:
             )
         return version
 
-    async def finish(self, version: str, run_id: int, event: TrainingEvent) -> None:
-        """Save and record a version `fit` returned; it becomes current everywhere."""
+    async def finish(self, version: str, run_id: int, event: TrainingEvent) -> str:
+        """Save and record a version `fit` returned; it becomes current everywhere.
+
+        Returns the version as recorded: suffixed when `fit` returned one that already exists.
+        """
         async with self._lock:
+            version = await anyio.to_thread.run_sync(self._unused, version)
             path: Path | None = None
-            if self.model.saves():
+            if self.model.saves() or self.model.pickles_state():
                 path = artifacts_dir(self.data_dir, version)
                 await anyio.to_thread.run_sync(self._save, path)
             used = event.control.annotations_used if event.control else 0
@@ -93,26 +102,52 @@ class ModelKeeper:
                     path=path,
                 )
             )
+            return version
+
+    def _unused(self, version: str) -> str:
+        def taken(name: str) -> bool:
+            return (
+                self.versions.get(name) is not None or artifacts_dir(self.data_dir, name).exists()
+            )
+
+        if not taken(version):
+            return version
+        number = 2
+        while taken(f"{version}-{number}"):
+            number += 1
+        fresh = f"{version}-{number}"
+        logger.warning(
+            "%s.fit returned version %s, which already exists; recording the new model as %s "
+            "(nothing is overwritten, and Label Studio predicts again for a new version)",
+            self.name, version, fresh,
+        )  # fmt: skip
+        return fresh
 
     def _save(self, path: Path) -> None:
         staging = path.with_name(path.name + ".saving")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        self.model.save(staging)
+        try:
+            if self.model.saves():
+                self.model.save(staging)
+            else:
+                save_state(self.model, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         shutil.rmtree(path, ignore_errors=True)
         staging.rename(path)
 
-    async def watch(self, interval: float = 1.0) -> None:
-        """Follow the store's current version forever."""
-        while True:
-            await anyio.sleep(interval)
-            try:
-                async with self._lock:
-                    current = await anyio.to_thread.run_sync(self.versions.current)
-                    if current and current not in (self.model.model_version, self._refused):
-                        await self.swap(current, fresh=True)
-            except Exception as exc:  # keep watching whatever happens
-                logger.error("version watch failed", exc_info=exc)
+    async def watch(self, interval: float = 1.0, supervisor: Supervisor | None = None) -> None:
+        """Follow the store's current version forever (supervised)."""
+        await (supervisor or Supervisor()).loop("version watch", self._follow, idle=interval)
+
+    async def _follow(self) -> bool:
+        async with self._lock:
+            current = await anyio.to_thread.run_sync(self.versions.current)
+            if current and current not in (self.model.model_version, self._refused):
+                await self.swap(current, fresh=True)
+        return False
 
     async def swap(self, version: str, *, fresh: bool) -> None:
         """Serve `version`: a new instance loading its artifacts (in place at startup)."""
@@ -120,11 +155,13 @@ class ModelKeeper:
         cls = type(self.model)
         if record is not None and record.path is None and version == self.initial_version:
             instance = await anyio.to_thread.run_sync(cls) if fresh else self.model
-        elif record is None or record.path is None or not cls.loads():
+        elif record is None or record.path is None or not self._restorable(Path(record.path)):
             if self._refused != version:
                 self._refused = version
                 why = (
-                    "it has no saved artifacts" if cls.loads() else f"{cls.__name__} has no load()"
+                    f"{cls.__name__} has no load()"
+                    if record is not None and record.path is not None
+                    else "it has no saved artifacts"
                 )
                 logger.warning("cannot serve version %s: %s; serving %s", version, why,
                                self.model.model_version)  # fmt: skip
@@ -132,7 +169,8 @@ class ModelKeeper:
         else:
             try:
                 instance = await anyio.to_thread.run_sync(cls) if fresh else self.model
-                await anyio.to_thread.run_sync(instance.load, Path(record.path))
+                restore = instance.load if cls.loads() else partial(load_state, instance)
+                await anyio.to_thread.run_sync(restore, Path(record.path))
             except Exception as exc:
                 self._refused = version
                 logger.error("loading version %s failed: %s", version, describe(exc), exc_info=exc)
@@ -143,3 +181,6 @@ class ModelKeeper:
             self._adopt(instance)
             self.model = instance
         logger.info("now serving %s version %s", self.name, version)
+
+    def _restorable(self, path: Path) -> bool:
+        return type(self.model).loads() or has_state(path)

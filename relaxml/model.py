@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import math
 from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -84,7 +85,8 @@ class LabelStudioModel(abc.ABC):
 
         relaxml calls it after `fit` returns a new version, with
         `<data_dir>/versions/<version>/`. Implement it together with `load` so that restarts,
-        other workers (`--workers N`) and rollbacks can serve trained versions.
+        other workers (`--workers N`) and rollbacks can serve trained versions. Without either,
+        relaxml pickles the instance's attributes instead (see `pickles_state`).
         """
         raise NotImplementedError
 
@@ -121,6 +123,16 @@ class LabelStudioModel(abc.ABC):
         return job_id
 
     @classmethod
+    def pickles_state(cls) -> bool:
+        """True when relaxml persists trained versions with pickle: `fit` without `save`/`load`.
+
+        The instance's attributes (minus relaxml's own) are pickled after `fit` and restored on
+        a fresh instance by other workers, restarts and rollbacks. Define `__getstate__` and
+        `__setstate__` to choose what is kept, or implement `save` and `load` instead.
+        """
+        return cls.trains() and not cls.saves() and not cls.loads()
+
+    @classmethod
     def trains(cls) -> bool:
         """True when the class overrides `fit`."""
         return cls.fit is not LabelStudioModel.fit
@@ -129,3 +141,36 @@ class LabelStudioModel(abc.ABC):
     def predicts_async(cls) -> bool:
         """True when `predict` is a coroutine function."""
         return inspect.iscoroutinefunction(cls.predict)
+
+
+DELIVERY_MODES = ("auto", "inline", "background")
+
+
+def check_attributes(model: type[LabelStudioModel] | LabelStudioModel) -> None:
+    """Refuse bad class attributes before serving: a `TypeError` or `ValueError` naming
+    `Class.attribute` and what it must be."""
+    name = model.__name__ if isinstance(model, type) else type(model).__name__
+    version = model.model_version
+    if not isinstance(version, str) or not version.strip():
+        raise TypeError(f"{name}.model_version must be a non-empty string, got {version!r}")
+    size = model.max_batch_size
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"{name}.max_batch_size must be an integer or None, got {size!r}")
+        if size < 1:
+            raise ValueError(f"{name}.max_batch_size must be at least 1 (or None), got {size!r}")
+    timeout = model.batch_timeout
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(
+                f"{name}.batch_timeout must be a number of seconds or None, got {timeout!r}"
+            )
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(
+                f"{name}.batch_timeout must be a finite number of seconds above 0 (or None), "
+                f"got {timeout!r}"
+            )
+    if model.delivery not in DELIVERY_MODES:
+        raise ValueError(
+            f"{name}.delivery must be 'auto', 'inline' or 'background', got {model.delivery!r}"
+        )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -28,6 +29,7 @@ from .errors import describe
 from .events import ANNOTATION_ACTIONS, START_TRAINING, RunControl, TrainingEvent, merge
 from .leader import LeaderLock
 from .metrics import Metrics
+from .supervise import Supervisor
 from .trainingstore import RunRecord, TrainingStore
 
 logger = logging.getLogger("relaxml.training")
@@ -35,8 +37,9 @@ logger = logging.getLogger("relaxml.training")
 Fit = Callable[[TrainingEvent], "str | None"]
 """Runs the model's `fit` (blocking) and returns the new version or None."""
 
-Finish = Callable[[str, int, TrainingEvent], Awaitable[None]]
-"""Called (on the event loop) with a new version, its run id and the run's event."""
+Finish = Callable[[str, int, TrainingEvent], Awaitable[str]]
+"""Called (on the event loop) with a new version, its run id and the run's event; returns the
+version as recorded (suffixed when `fit` returned one that already exists)."""
 
 ClientFor = Callable[[TrainingEvent], RunControl]
 
@@ -55,6 +58,7 @@ class Trainer:
         metrics: Metrics,
         train_every: int = 1,
         idle: float = 0.5,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.store = store
         self.leader = leader
@@ -65,6 +69,7 @@ class Trainer:
         self.train_every = train_every
         self._idle = idle
         self._wake = anyio.Event()
+        self._supervisor = supervisor or Supervisor()
 
     def submit(self, event: TrainingEvent) -> str:
         """Queue an event (blocking; call from a worker thread). Returns `event-<id>`."""
@@ -76,27 +81,58 @@ class Trainer:
         self._wake.set()
 
     async def run(self) -> None:
-        """Wait for leadership, recover interrupted runs, then train whenever a project is ready."""
+        """Wait for leadership, recover interrupted runs, then train whenever a project is ready.
+
+        Supervised: an error outside `fit` fails that run (recorded), and the loop goes on.
+        """
+        if await self._supervisor.retry("training: taking over the queue", self._take_over):
+            await self._supervisor.loop("training", self._step, idle=self._rest)
+
+    async def _take_over(self) -> None:
         await self.leader.acquire()
         interrupted = await anyio.to_thread.run_sync(self.store.recover)
         if interrupted:
             logger.warning("%d training runs were interrupted; their events are queued again",
                            interrupted)  # fmt: skip
-        while True:
-            project = await anyio.to_thread.run_sync(
-                self.store.ready_project, self.train_every, ANNOTATION_ACTIONS
-            )
-            if project is None:
-                with anyio.move_on_after(self._idle):
-                    await self._wake.wait()
-                self._wake = anyio.Event()
-                continue
-            await self._execute(project)
+
+    async def _rest(self) -> None:
+        with anyio.move_on_after(self._idle):
+            await self._wake.wait()
+        self._wake = anyio.Event()
+
+    async def _step(self) -> bool:
+        project = await anyio.to_thread.run_sync(
+            self.store.ready_project, self.train_every, ANNOTATION_ACTIONS
+        )
+        if project is None:
+            return False
+        await self._execute(project)
+        return True
 
     async def _execute(self, project: str) -> None:
         run_id, payloads = await anyio.to_thread.run_sync(
             self.store.start_run, project, START_TRAINING
         )
+        started = time.monotonic()
+        try:
+            state, version, error, used = await self._train(run_id, project, payloads)
+        except Exception as exc:  # anything but fit itself: the run fails, training goes on
+            state, version, error, used = "failed", None, describe(exc), 0
+            logger.error("training run %d failed", run_id, exc_info=exc)
+        await anyio.to_thread.run_sync(
+            lambda: self.store.finish_run(
+                run_id, state, version=version, error=error, annotations=used
+            )
+        )
+        self._metrics.inc("relaxml_training_runs_total", state=state)
+        logger.info(
+            "training run %d %s in %.1f s%s",
+            run_id, state, time.monotonic() - started, f", version {version}" if version else "",
+        )  # fmt: skip
+
+    async def _train(
+        self, run_id: int, project: str, payloads: list[dict[str, Any]]
+    ) -> tuple[str, str | None, str | None, int]:
         events = [TrainingEvent.from_payload(p) for p in payloads]
         control = await anyio.to_thread.run_sync(self._control_for, events[-1])
         event = merge(events, control)
@@ -104,7 +140,6 @@ class Trainer:
             "training run %d started (project %s, %s, %d events)",
             run_id, project, event.action, len(events),
         )  # fmt: skip
-        started = time.monotonic()
         async with anyio.create_task_group() as group:
             group.start_soon(self._watch_cancel, run_id, control)
             version: str | None = None
@@ -122,27 +157,26 @@ class Trainer:
         used = control.annotations_used or len(event.annotations)
         if state == "succeeded" and version is not None:
             try:
-                await self._finish(version, run_id, event)
+                version = await self._finish(version, run_id, event)
             except Exception as exc:
                 state, error = "failed", f"saving version {version}: {describe(exc)}"
                 logger.error("training run %d: saving version %s failed", run_id, version,
                              exc_info=exc)  # fmt: skip
                 version = None
-        await anyio.to_thread.run_sync(
-            lambda: self.store.finish_run(
-                run_id, state, version=version, error=error, annotations=used
-            )
-        )
-        self._metrics.inc("relaxml_training_runs_total", state=state)
-        logger.info(
-            "training run %d %s in %.1f s%s",
-            run_id, state, time.monotonic() - started, f", version {version}" if version else "",
-        )  # fmt: skip
+        return state, version, error, used
 
     async def _watch_cancel(self, run_id: int, control: RunControl) -> None:
+        warned = False
         while True:
             await anyio.sleep(0.25)
-            record = await anyio.to_thread.run_sync(self.store.run, run_id)
+            try:
+                record = await anyio.to_thread.run_sync(self.store.run, run_id)
+            except Exception as exc:  # fit goes on; the next look may work
+                if not warned:
+                    warned = True
+                    logger.warning("training run %d: checking for a cancel failed: %s", run_id,
+                                   describe(exc))  # fmt: skip
+                continue
             if record is not None and record.cancel_requested:
                 control.cancelled.set()
                 return

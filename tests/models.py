@@ -60,6 +60,10 @@ class Trainable(Echo):
             raise self.fail_with
         return f"train-{len(self.events)}"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a trained version keeps (relaxml pickles it: no save/load): the event count."""
+        return {"trained_events": len(self.events)}
+
 
 class Scripted(LabelStudioModel):
     """Returns whatever `output` holds (or raises it), to test output checks."""

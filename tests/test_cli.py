@@ -96,6 +96,9 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[Any, ...], dict[
     """The arguments of every `uvicorn.run` call `relaxml serve` makes; nothing is served."""
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    # `--workers` hands settings to worker processes through os.environ: restore it afterwards
+    # (a leaked RELAXML_DATA_DIR would send later tests' models to this test's directory).
+    monkeypatch.setattr(os, "environ", os.environ.copy())
     return calls
 
 
@@ -429,6 +432,7 @@ def test_app_from_env(
         monkeypatch.setenv("RELAXML_APP_DIR", str(tmp_path))
     monkeypatch.setenv("RELAXML_BASIC_AUTH_USER", "ls")
     monkeypatch.setenv("RELAXML_BASIC_AUTH_PASS", "s3cret")
+    monkeypatch.setenv("RELAXML_DATA_DIR", str(tmp_path / "data"))  # one model per directory
 
     app = app_from_env()
 

@@ -74,6 +74,7 @@ def test_every_setting_is_described():
         "max_queued_event_bytes",
         "max_projects",
         "media_deadline",
+        "exit_on_fatal",
     }
     for name, env, _default, doc in rows:
         assert env in ("RELAXML_" + name.upper(), name.upper(), "LOCAL_FILES_DOCUMENT_ROOT")
