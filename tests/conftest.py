@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -11,8 +13,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from relaxml import LabelStudioModel, Settings, create_app
+from relaxml.logs import configure_logging
 
 FIXTURES = Path(__file__).parent / "fixtures"
+LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +56,20 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield start
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Route logging through `configure_logging` into a buffer; restore everything after."""
+    saved = [
+        (lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled)
+        for lg in map(logging.getLogger, LOGGERS)
+    ]
+    buffer = io.StringIO()
+    configure_logging("DEBUG", stream=buffer)
+    yield buffer
+    for lg, handlers, level, propagate, disabled in saved:
+        lg.handlers, lg.level, lg.propagate, lg.disabled = handlers, level, propagate, disabled
 
 
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:

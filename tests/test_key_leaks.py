@@ -23,7 +23,6 @@ from relaxml.access import ClientPool
 from relaxml.auth import BasicAuthMiddleware
 from relaxml.client import LabelStudioClient, LabelStudioError
 from relaxml.errors import HTTPError, describe
-from relaxml.logs import configure_logging
 from relaxml.media import MediaError
 from relaxml.metrics import MAX_SERIES, Metrics
 from relaxml.redaction import REDACTED, escape, redact, remember
@@ -279,19 +278,6 @@ def test_a_setup_token_never_goes_to_another_setups_hostname(serve: Any, world: 
 
 
 # --- items 3 and 4: redaction on the wire and in the log ---------------------------------------
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    saved = [
-        (lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled)
-        for lg in map(logging.getLogger, LOGGERS)
-    ]
-    buffer = io.StringIO()
-    configure_logging("DEBUG", stream=buffer)
-    yield buffer
-    for lg, handlers, level, propagate, disabled in saved:
-        lg.handlers, lg.level, lg.propagate, lg.disabled = handlers, level, propagate, disabled
 
 
 BASIC_PASS = "basic-pass-0123"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,20 +17,6 @@ from .models import Trainable
 
 LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2lnbmF0dXJlLXZhbHVlLTEyMw"
-
-
-@pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    """Route logging through `configure_logging` into a buffer; restore everything after."""
-    saved = [
-        (lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled)
-        for lg in map(logging.getLogger, LOGGERS)
-    ]
-    buffer = io.StringIO()
-    configure_logging("DEBUG", stream=buffer)
-    yield buffer
-    for lg, handlers, level, propagate, disabled in saved:
-        lg.handlers, lg.level, lg.propagate, lg.disabled = handlers, level, propagate, disabled
 
 
 class Leaky(LabelStudioModel):
