@@ -37,7 +37,6 @@ LEGACY = "f00dfeed0123456789abcdef0123456789abcdef"
 PAT = make_jwt(time.time() + 86400, token_type="refresh", jti="pat-under-test")
 ACCESS = make_jwt(time.time() + 300, token_type="access", jti="access-under-test")
 SETUP_TOKEN = "setup-token-5ecret-0123456789"
-LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 class World:

@@ -12,10 +12,9 @@ import pytest
 from relaxml import Context, LabelStudioModel, Task
 from relaxml.logs import configure_logging, redact
 
-from .conftest import first
+from .conftest import LOGGERS, first
 from .models import Trainable
 
-LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2lnbmF0dXJlLXZhbHVlLTEyMw"
 
 
