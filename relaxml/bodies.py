@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anyio.to_thread
@@ -12,6 +13,11 @@ from .errors import BadRequest, HTTPError
 from .protocol import MAX_DEPTH, ascii_int, depth_exceeds
 
 _PARSE_IN_THREAD = 1024 * 1024  # parse bodies above 1 MiB off the event loop
+
+# A lone UTF-16 surrogate can only come from a `\udXXX` escape or from raw surrogate bytes
+# (which `json.loads` lets through): look for either in the raw body before walking the strings.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _too_large(limit: int, setting: str) -> HTTPError:
@@ -54,9 +60,29 @@ def parse_json(body: bytes) -> Any:
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if depth_exceeds(value, MAX_DEPTH):
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
         raise _too_deep()
+    if _SURROGATE_HINT.search(body) and has_lone_surrogate(value):
+        raise BadRequest(
+            "the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+        )
     return value
+
+
+def has_lone_surrogate(value: object) -> bool:
+    """Whether a string in `value` (keys included) holds a lone surrogate (checked iteratively)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _too_deep() -> BadRequest:

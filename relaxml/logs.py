@@ -118,11 +118,11 @@ class AccessLogMiddleware:
                 self.metrics.observe("relaxml_request_duration_seconds", elapsed, route=template)
             if access_logger.isEnabledFor(logging.INFO):
                 note = scope.get("relaxml.note")
-                access_logger.info(
+                access_logger.info(  # escaped here too, for handlers other than relaxml's
                     "%s %s %d %.1f ms%s",
-                    scope["method"],
-                    scope["path"],
+                    escape(scope["method"]),
+                    escape(scope["path"]),
                     status,
                     elapsed * 1000,
-                    f" ({note})" if note else "",
+                    f" ({escape(note)})" if note else "",
                 )

@@ -145,6 +145,28 @@ def test_json_nested_5000_deep_is_a_400_on_every_post_route(serve, path):
     assert client.get("/health").json()["status"] == "UP"
 
 
+@pytest.mark.parametrize("path", POST_ROUTES)
+def test_a_lone_surrogate_is_a_400_on_every_post_route(serve, path):
+    client = serve(Echo)
+    bodies = (
+        b'{"project": "\\ud800", "job": "\\udfff", "config": "\\uDBFF", "action": "\\ud800"}',
+        b'{"\\ud800": 1}',
+        b'{"project": "\xed\xa0\x80"}',  # raw surrogate bytes, which json.loads lets through
+    )
+    for body in bodies:
+        answer = client.post(path, content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400, answer.text
+        assert "lone UTF-16 surrogate" in answer.json()["detail"]
+    assert client.get("/health").json()["status"] == "UP"
+
+
+def test_a_surrogate_pair_is_text_and_accepted(serve):
+    client = serve(Echo)
+    body = b'{"tasks": [{"id": 1, "data": {"text": "\\ud83d\\ude00 \xf0\x9f\x98\x80"}}]}'
+    answer = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+
+
 def test_json_nested_past_the_limit_is_refused_and_within_it_accepted(serve):
     client = serve(Echo)
 

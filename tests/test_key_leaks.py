@@ -397,6 +397,21 @@ def test_control_characters_cannot_forge_log_lines(serve: Any, log_output: io.St
     assert "tab\tkept, CR\\r, LF\\n, ESC\\x1b, NEL\\x85 escaped" in log_output.getvalue()
 
 
+def test_the_access_record_itself_is_escaped_for_any_handler(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = serve(Echo)
+    with caplog.at_level(logging.INFO, logger="relaxml.access"):  # pytest's handler, not ours
+        app.get("/x%00%1d%0d%0aFORGED")
+        app.request("G\x01T", "/health")
+        app.post("/webhook", json={"action": "A\r\nFORGED", "project": {"id": 1}})
+    messages = [r.getMessage() for r in caplog.records if r.name == "relaxml.access"]
+    assert len(messages) == 3
+    for message in messages:
+        assert not any(ord(c) < 0x20 for c in message), message
+    assert "/x\\x00\\x1d\\r\\nFORGED 404" in messages[0]
+
+
 def test_a_traceback_keeps_its_lines_but_escapes_the_rest(log_output: io.StringIO) -> None:
     try:
         raise ValueError("bad\x1b[2Jvalue\rforged")
