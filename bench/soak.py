@@ -53,7 +53,6 @@ from common import (
     process_tree,
     rounded,
     running,
-    tail,
 )
 from suite import relaxml_spec
 
@@ -386,7 +385,6 @@ def soak(
             at_end = read_resources(server.pid, data_dir)
             health = _get(server.port, "/health")
             alive = server.process.poll() is None
-            log_tail = tail(server.log_path, 40)
     finally:
         fake.close()
     delivered = fake.by_task()
@@ -441,8 +439,6 @@ def soak(
         "alive_at_end": alive,
     }
     results["problems"] = problems(results)
-    if results["problems"]:
-        results["log_tail"] = log_tail
     return results
 
 
