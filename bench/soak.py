@@ -16,8 +16,9 @@ After each phase the clients close their connections and the server is left to f
 background work (every queued prediction delivered, no training run pending or running) and
 to stop its idle worker threads (about 11 s); then its resident memory (summed over its
 process tree), open file descriptors and threads are read. The two readings must match:
-memory within 10%, descriptors and threads no more than after the warm-up. Memory is also
-sampled under load, to show the shape of any growth.
+memory within 10%, descriptors no more than after the warm-up, threads at most 2 more (the
+worker threads the server's periodic loops may hold at that moment; a leak shows as many).
+Memory is also sampled under load, to show the shape of any growth.
 Every answer must be the designed one: 200, or 503 `overloaded` (counted apart); anything
 else, a connection error or a timeout is an error, and there must be none. At the end every
 background task must have reached the fake Label Studio exactly once.
@@ -68,6 +69,9 @@ BACKGROUND_TASKS = 12  # more than RELAXML_AUTO_INLINE_MAX (10): the background 
 RSS_TOLERANCE = 0.10
 RSS_EVERY_S = 5.0
 IDLE_WORKER_S = 10.5  # anyio stops worker threads idle for more than 10 s
+# Worker threads that the server's own periodic loops (the version watch every second,
+# delivery, training) may hold when the threads are counted: one or two, by timing.
+THREAD_SLACK = 2
 MIX = (  # (kind, weight)
     ("health", 30),
     ("setup", 15),
@@ -454,7 +458,7 @@ def problems(results: dict[str, Any]) -> list[str]:
         )
     if results["fd_growth"] > 0:
         found.append(f"{results['fd_growth']} more open file descriptors than after the warm-up")
-    if results["thread_growth"] > 0:
+    if results["thread_growth"] > THREAD_SLACK:
         found.append(f"{results['thread_growth']} more threads than after the warm-up")
     if not results["settled_at_end"]["settled"] or not results["warmup"]["settled"]:
         found.append(f"background work did not finish: {results['settled_at_end']}")
