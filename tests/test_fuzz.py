@@ -695,20 +695,32 @@ def socketed(
     auth = request.param == "auth-on"
     app = create_app(FuzzModel, _settings(tmp_path_factory.mktemp("fuzz-raw"), fake_ls, auth))
     records: list[logging.LogRecord] = []
+    with _Served(app) as served, _kept_logs(records):
+        found = Socketed(served.port, auth, records)
+        yield found
+        status, _, text = raw(found, b"GET /health HTTP/1.1\r\n" + found.good_auth)
+        assert status == 200, text
+
+
+@contextlib.contextmanager
+def _kept_logs(records: list[logging.LogRecord]) -> Iterator[None]:
+    """Keep every record of relaxml's loggers, whatever earlier tests configured."""
     handler = _Keep(records)
-    relaxml_logger = logging.getLogger("relaxml")
-    old_level = relaxml_logger.level
-    relaxml_logger.addHandler(handler)
-    relaxml_logger.setLevel(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("relaxml", "relaxml.access")]
+    saved = [(log.level, log.propagate, log.disabled) for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.DEBUG)
+        log.disabled = False
+    loggers[1].propagate = True
+    loggers[0].addHandler(handler)
     try:
-        with _Served(app) as served:
-            found = Socketed(served.port, auth, records)
-            yield found
-            status, _, text = raw(found, b"GET /health HTTP/1.1\r\n" + found.good_auth)
-            assert status == 200, text
+        yield
     finally:
-        relaxml_logger.removeHandler(handler)
-        relaxml_logger.setLevel(old_level)
+        loggers[0].removeHandler(handler)
+        for log, (level, propagate, disabled) in zip(loggers, saved, strict=True):
+            log.setLevel(level)
+            log.propagate = propagate
+            log.disabled = disabled
 
 
 def raw(target: Socketed, head: bytes, body: bytes = b"") -> tuple[int, Any, str]:
