@@ -6,7 +6,7 @@ from typing import Any
 
 import trivial
 
-from relaxml import Context, LabelStudioModel, Task
+from relaxml import Context, LabelStudioModel, Task, TrainingEvent
 
 
 class Trivial(LabelStudioModel):
@@ -62,3 +62,13 @@ class MicroBatched(Batched):
 
     max_batch_size = 64
     batch_timeout = 0.01
+
+
+class Trainable(Trivial):
+    """The trivial model with a `fit` that keeps its version (bench/soak.py's model).
+
+    Annotation webhooks start training runs; each returns at once without a new version.
+    """
+
+    def fit(self, event: TrainingEvent) -> str | None:
+        return None
