@@ -282,7 +282,7 @@ class LabelStudioClient:
 
     def _pause(self, attempt: int, retry_after: str | None) -> None:
         delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
-        if retry_after and retry_after.isdigit():
+        if retry_after and retry_after.isascii() and retry_after.isdigit():
             delay = max(delay, min(float(retry_after), self.max_backoff))
         self._sleep(delay)
 

@@ -264,7 +264,7 @@ class MediaFetcher:
         self, response: requests.Response, key: str, suffix: str, value: str, watchdog: _Watchdog
     ) -> Path:
         length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.max_bytes:
+        if length.isascii() and length.isdigit() and int(length) > self.max_bytes:
             raise self._too_big(value, int(length))
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         if not suffix and content_type:

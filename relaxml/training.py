@@ -29,6 +29,7 @@ from .errors import describe
 from .events import ANNOTATION_ACTIONS, START_TRAINING, RunControl, TrainingEvent, merge
 from .leader import LeaderLock
 from .metrics import Metrics
+from .protocol import ascii_int
 from .supervise import Supervisor
 from .trainingstore import RunRecord, TrainingStore
 
@@ -191,14 +192,15 @@ class Trainer:
 
     def lookup(self, job_id: str) -> dict[str, object] | None:
         """A run (`run-N`) or a queued event (`event-N`) as JSON, or None."""
-        kind, _, number = job_id.partition("-")
-        if not number.isdigit():
+        kind, _, digits = job_id.partition("-")
+        number = ascii_int(digits)
+        if number is None:
             return None
         if kind == "run":
-            record = self.store.run(int(number))
+            record = self.store.run(number)
             return record.to_dict() if record else None
         if kind == "event":
-            exists, run_id = self.store.event_run(int(number))
+            exists, run_id = self.store.event_run(number)
             if not exists:
                 return None
             record = self.store.run(run_id) if run_id else None
@@ -207,7 +209,8 @@ class Trainer:
 
     def cancel(self, job_id: str) -> RunRecord | None:
         """Ask run `run-N` to stop."""
-        kind, _, number = job_id.partition("-")
-        if kind != "run" or not number.isdigit():
+        kind, _, digits = job_id.partition("-")
+        number = ascii_int(digits)
+        if kind != "run" or number is None:
             return None
-        return self.store.request_cancel(int(number))
+        return self.store.request_cancel(number)

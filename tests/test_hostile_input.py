@@ -22,6 +22,7 @@ import uvicorn
 from relaxml import Context, LabelStudioModel, Settings, Task, create_app, labelconfig
 from relaxml.batching import MicroBatcher
 from relaxml.checks import KEY_CHARS, MAX_REMEMBERED, ConfigCheck
+from relaxml.client import LabelStudioClient
 from relaxml.media import MediaError, MediaFetcher
 from relaxml.projects import Project, ProjectRegistry
 from relaxml.protocol import SetupRequest
@@ -216,6 +217,18 @@ def test_an_impossible_job_id_is_a_404(serve, method, path):
     job = path.split("/")[2]
     answer = client.post("/job_status", json={"job": job})
     assert answer.status_code == 404, answer.text
+
+
+def test_unicode_digits_in_job_ids_and_headers_are_not_numbers(serve):
+    backend = backend_of(serve(Trainable))
+    for job in ("run-²", "event-²", "run-١٢", "run-99999999999999999999"):
+        assert backend.trainer.lookup(job) is None
+        assert backend.trainer.cancel(job) is None
+    slept: list[float] = []
+    client = LabelStudioClient("http://127.0.0.1:9", None, sleep=slept.append, max_backoff=5)
+    client._pause(0, "²")  # a Retry-After that str.isdigit() takes for a number
+    assert len(slept) == 1
+    assert slept[0] <= 5
 
 
 @pytest.mark.parametrize("delivery", ["inline", "background"])
