@@ -29,6 +29,8 @@ logger = logging.getLogger("relaxml.delivery")
 PredictBatch = Callable[[Job, list[Item]], Awaitable[dict[int, "list[dict[str, Any]] | str"]]]
 ClientFor = Callable[[Job], LabelStudioClient]
 
+COMPACT_EVERY = 60.0  # seconds between two compactions of the outbox
+
 PERMANENT = frozenset({400, 404, 422})  # Label Studio will never accept these as they are
 
 
@@ -67,7 +69,8 @@ class Deliverer:
         self._wake.set()
 
     async def run(self) -> None:
-        """Wait for leadership, recover unfinished work, then run both loops (supervised)."""
+        """Wait for leadership, recover unfinished work, then run the loops (supervised):
+        predicting, sending, and compacting the outbox once a minute."""
         if not await self._supervisor.retry("delivery: taking over the outbox", self._take_over):
             return
         loop = self._supervisor.loop
@@ -77,6 +80,9 @@ class Deliverer:
             )
             group.start_soon(
                 functools.partial(loop, "delivery: sending", self._send_once, idle=self._rest)
+            )
+            group.start_soon(
+                functools.partial(loop, "delivery: compacting", self._compact, idle=COMPACT_EVERY)
             )
 
     async def _take_over(self) -> None:
@@ -89,6 +95,13 @@ class Deliverer:
         with anyio.move_on_after(self._idle):
             await self._wake.wait()
         self._wake = anyio.Event()
+
+    async def _compact(self) -> bool:
+        """Keep the outbox small (`Outbox.compact`); always idles until the next round."""
+        _, forgotten = await anyio.to_thread.run_sync(self.outbox.compact)
+        if forgotten:
+            logger.info("forgot %d finished background jobs", forgotten)
+        return False
 
     async def _predict_once(self) -> bool:
         claimed = await anyio.to_thread.run_sync(self.outbox.claim_to_predict, self.batch_size)

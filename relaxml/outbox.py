@@ -6,7 +6,9 @@ An item is one task of one background job. It moves
                  ↘ failed (the model raised on it)      ↘ ready again (delivery failed: retry later)
 
 and leaves the queue only when Label Studio confirmed its prediction (`done`; its payload is
-dropped). After a crash, `recover()` puts `predicting` items back in the queue and marks
+dropped). `compact()` keeps the file small: settled `done` items are folded into a per-job count,
+and finished jobs are forgotten after `RETENTION` or beyond the newest `MAX_FINISHED_JOBS`.
+After a crash, `recover()` puts `predicting` items back in the queue and marks
 `sending` items for verification: before one is sent again, Label Studio is asked whether it
 already stored it, so nothing is lost and nothing is stored twice.
 """
@@ -26,6 +28,13 @@ from .sqlite import Database
 
 ACTIVE = ("queued", "predicting", "ready", "sending")
 STATES = (*ACTIVE, "done", "failed")
+
+SETTLE = 60.0
+"""Seconds a `done` item stays a row before `compact` folds it into its job's count."""
+RETENTION = 7 * 24 * 3600.0
+"""Seconds a finished job (nothing left to predict or send) is kept for `/jobs`."""
+MAX_FINISHED_JOBS = 10_000
+"""Most finished jobs kept; older ones are forgotten first."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -52,6 +61,11 @@ CREATE TABLE IF NOT EXISTS items (
     verify INTEGER NOT NULL DEFAULT 0,
     updated_at REAL NOT NULL,
     PRIMARY KEY (job_id, task_id)
+);
+CREATE TABLE IF NOT EXISTS archived (
+    job_id TEXT PRIMARY KEY,
+    done INTEGER NOT NULL,
+    updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, next_at);
 CREATE INDEX IF NOT EXISTS items_by_task ON items (project_id, task_id, model_version);
@@ -289,14 +303,72 @@ class Outbox:
         return count
 
     def counts(self, job_id: str | None = None) -> dict[str, int]:
-        """Items per state, for one job or all."""
+        """Items per state, for one job or all (`done` includes the items `compact` folded)."""
         query = "SELECT state, COUNT(*) FROM items"
+        archived = "SELECT COALESCE(SUM(done), 0) FROM archived"
         args: tuple[Any, ...] = ()
         if job_id is not None:
-            query, args = query + " WHERE job_id = ?", (job_id,)
-        rows = self._store.read(lambda db: db.execute(query + " GROUP BY state", args).fetchall())
+            query, archived, args = (
+                query + " WHERE job_id = ?",
+                archived + " WHERE job_id = ?",
+                (job_id,),
+            )
+
+        def work(db: sqlite3.Connection) -> tuple[list[Any], int]:
+            rows = db.execute(query + " GROUP BY state", args).fetchall()
+            return rows, int(db.execute(archived, args).fetchone()[0])
+
+        rows, folded = self._store.read(work)
         found = dict(rows)
-        return {state: int(found.get(state, 0)) for state in STATES}
+        counts = {state: int(found.get(state, 0)) for state in STATES}
+        counts["done"] += folded
+        return counts
+
+    def compact(
+        self,
+        *,
+        settle: float = SETTLE,
+        retention: float = RETENTION,
+        max_finished: int = MAX_FINISHED_JOBS,
+    ) -> tuple[int, int]:
+        """Fold settled `done` items into their job's count; forget old finished jobs.
+
+        A job is finished when none of its items is active. Returns (items folded, jobs
+        forgotten). Nothing active is ever touched, so nothing is lost and dedupe still works.
+        """
+        now = time.time()
+        active = ", ".join(f"'{state}'" for state in ACTIVE)
+
+        def work(db: sqlite3.Connection) -> tuple[int, int]:
+            db.execute(
+                "INSERT INTO archived (job_id, done, updated_at)"
+                " SELECT job_id, COUNT(*), MAX(updated_at) FROM items"
+                " WHERE state = 'done' AND updated_at < ? GROUP BY job_id"
+                " ON CONFLICT (job_id) DO UPDATE SET done = done + excluded.done,"
+                " updated_at = MAX(updated_at, excluded.updated_at)",
+                (now - settle,),
+            )
+            folded = db.execute(
+                "DELETE FROM items WHERE state = 'done' AND updated_at < ?", (now - settle,)
+            ).rowcount
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS forget (id TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM temp.forget")
+            db.execute(
+                "INSERT INTO temp.forget SELECT id FROM jobs WHERE NOT EXISTS"
+                f" (SELECT 1 FROM items WHERE items.job_id = jobs.id AND state IN ({active}))"
+                " AND (created_at < ? OR id NOT IN"
+                " (SELECT id FROM jobs ORDER BY created_at DESC LIMIT ?))",
+                (now - retention, max_finished),
+            )
+            db.execute("DELETE FROM items WHERE job_id IN (SELECT id FROM temp.forget)")
+            db.execute("DELETE FROM archived WHERE job_id IN (SELECT id FROM temp.forget)")
+            forgotten = db.execute(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM temp.forget)"
+            ).rowcount
+            return int(folded), int(forgotten)
+
+        result: tuple[int, int] = self._transaction(work)
+        return result
 
     def jobs(self, limit: int = 50) -> list[Job]:
         """The newest jobs first."""
@@ -312,9 +384,12 @@ class Outbox:
 
         def work(db: sqlite3.Connection) -> tuple[Any, Any, list[Any]]:
             finished, last = db.execute(
-                "SELECT SUM(state IN ('done', 'failed')), MAX(updated_at) FROM items"
-                " WHERE job_id = ?",
-                (job_id,),
+                "SELECT COALESCE(SUM(state IN ('done', 'failed')), 0)"
+                " + (SELECT COALESCE(SUM(done), 0) FROM archived WHERE job_id = ?),"
+                " MAX(COALESCE(MAX(updated_at), 0),"
+                " (SELECT COALESCE(MAX(updated_at), 0) FROM archived WHERE job_id = ?))"
+                " FROM items WHERE job_id = ?",
+                (job_id, job_id, job_id),
             ).fetchone()
             errors = db.execute(
                 "SELECT task_id, state, error FROM items WHERE job_id = ? AND error IS NOT NULL"
@@ -326,7 +401,7 @@ class Outbox:
         finished, last, errors = self._store.read(work)
         return {
             "finished": int(finished or 0),
-            "last_update": last,
+            "last_update": last or None,
             "errors": [{"task": t, "state": s, "error": e} for t, s, e in errors],
         }
 

@@ -28,6 +28,7 @@ from .sqlite import Database
 logger = logging.getLogger("relaxml.training")
 
 RETENTION = 7 * 24 * 3600.0
+MAX_RUNS = 1000  # finished training runs kept (with their event records), newest first
 """Seconds the event records of a finished run are kept (for `/jobs/event-N`)."""
 
 _PRUNE_EVERY = 60.0
@@ -142,10 +143,20 @@ class TrainingStore:
             self.prune()
         return event_id
 
-    def prune(self, retention: float = RETENTION) -> int:
-        """Drop finished runs' event payloads, and their event records after `retention` s."""
+    def prune(self, retention: float = RETENTION, max_runs: int = MAX_RUNS) -> int:
+        """Drop finished runs' event payloads, and their event records after `retention` s;
+        keep the newest `max_runs` finished runs (and their events) only."""
 
         def work(db: sqlite3.Connection) -> int:
+            db.execute(
+                "DELETE FROM training_runs WHERE state != 'running' AND id NOT IN"
+                " (SELECT id FROM training_runs ORDER BY id DESC LIMIT ?)",
+                (max_runs,),
+            )
+            db.execute(
+                "DELETE FROM training_events WHERE run_id IS NOT NULL"
+                " AND run_id NOT IN (SELECT id FROM training_runs)"
+            )
             finished = "SELECT id FROM training_runs WHERE state != 'running'"
             db.execute(
                 f"UPDATE training_events SET payload = '{{}}' WHERE run_id IN ({finished})"
