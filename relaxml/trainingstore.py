@@ -29,6 +29,7 @@ logger = logging.getLogger("relaxml.training")
 
 RETENTION = 7 * 24 * 3600.0
 MAX_RUNS = 1000  # finished training runs kept (with their event records), newest first
+MAX_FINISHED_EVENTS = 100_000  # event records of claimed events kept, newest first
 """Seconds the event records of a finished run are kept (for `/jobs/event-N`)."""
 
 _PRUNE_EVERY = 60.0
@@ -145,7 +146,8 @@ class TrainingStore:
 
     def prune(self, retention: float = RETENTION, max_runs: int = MAX_RUNS) -> int:
         """Drop finished runs' event payloads, and their event records after `retention` s;
-        keep the newest `max_runs` finished runs (and their events) only."""
+        keep the newest `max_runs` finished runs (and their events) and the newest
+        `MAX_FINISHED_EVENTS` claimed events only."""
 
         def work(db: sqlite3.Connection) -> int:
             db.execute(
@@ -155,7 +157,11 @@ class TrainingStore:
             )
             db.execute(
                 "DELETE FROM training_events WHERE run_id IS NOT NULL"
-                " AND run_id NOT IN (SELECT id FROM training_runs)"
+                " AND (run_id NOT IN (SELECT id FROM training_runs) OR (run_id IN"
+                " (SELECT id FROM training_runs WHERE state != 'running') AND id NOT IN"
+                " (SELECT id FROM training_events WHERE run_id IS NOT NULL ORDER BY id DESC"
+                " LIMIT ?)))",
+                (MAX_FINISHED_EVENTS,),
             )
             finished = "SELECT id FROM training_runs WHERE state != 'running'"
             db.execute(

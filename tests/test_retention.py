@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from relaxml import trainingstore
 from relaxml.outbox import Outbox
 from relaxml.trainingstore import TrainingStore
 
@@ -120,4 +121,28 @@ def test_old_training_runs_and_their_events_go(tmp_path: Path):
         lambda db: db.execute("SELECT run_id FROM training_events ORDER BY id").fetchall()
     )
     assert events == [(4,), (5,)]
+    store.close()
+
+
+def test_claimed_events_are_capped_but_a_running_runs_events_stay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(trainingstore, "MAX_FINISHED_EVENTS", 2)
+    store = TrainingStore(tmp_path / "db.sqlite3")
+    for i in range(5):
+        store.add_event("1", "ANNOTATION_CREATED", {"n": i})
+    finished, _ = store.start_run("1", "START_TRAINING")
+    store.finish_run(finished, "succeeded", version=None, error=None, annotations=0)
+    for i in range(3):
+        store.add_event("2", "ANNOTATION_CREATED", {"n": i})
+    running, _ = store.start_run("2", "START_TRAINING")
+
+    store.prune()
+
+    events: Any = store._db.read(
+        lambda db: db.execute(
+            "SELECT run_id, COUNT(*) FROM training_events GROUP BY run_id"
+        ).fetchall()
+    )
+    assert dict(events) == {running: 3}  # the finished run's 5 are past the cap; running: kept
     store.close()
