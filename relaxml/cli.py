@@ -11,6 +11,7 @@ import uvicorn
 
 from .__about__ import __version__
 from .app import create_app
+from .arenas import limit_malloc_arenas
 from .datadir import DataDirError, model_identity, prepare
 from .loader import LoadError, load_model_class
 from .logs import configure_logging
@@ -162,6 +163,7 @@ def serve(
             raise click.UsageError(str(exc)) from None
         raise click.ClickException(str(exc)) from None
     configure_logging(log_level)
+    limit_malloc_arenas()
     options = {
         "host": host,
         "port": port,
