@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ from starlette.testclient import TestClient
 
 from relaxml import cli
 from relaxml.__about__ import __version__
+from relaxml.arenas import limit_malloc_arenas
 from relaxml.factory import app_from_env
 
 SQUIRREL = """\
@@ -533,3 +535,11 @@ def test_app_dir_must_exist(tmp_path):
     )
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_malloc_arenas_are_limited_unless_the_environment_says(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert limit_malloc_arenas() is glibc
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
