@@ -14,9 +14,10 @@ from .protocol import MAX_DEPTH, ascii_int, depth_exceeds
 
 _PARSE_IN_THREAD = 1024 * 1024  # parse bodies above 1 MiB off the event loop
 
-# A lone UTF-16 surrogate can only come from a `\udXXX` escape or from raw surrogate bytes
-# (which `json.loads` lets through): look for either in the raw body before walking the strings.
-_SURROGATE_HINT = re.compile(rb"\\u[dD][89abcdefABCDEF]|\xed[\xa0-\xbf]")
+# Strict decoding refuses raw surrogate bytes (which `json.loads` on bytes lets through), so a
+# lone UTF-16 surrogate can then only come from a `\udXXX` escape: look for one in the text
+# (a fast search for the literal prefix) before walking the strings.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -53,16 +54,18 @@ async def read_json(request: Request, limit: int, *, setting: str = "RELAXML_MAX
 
 
 def parse_json(body: bytes) -> Any:
-    """`body` decoded as JSON, nested at most `MAX_DEPTH` deep; `BadRequest` (400) if not."""
+    """`body` decoded as JSON, nested at most `MAX_DEPTH` deep and holding only text (no lone
+    surrogate); `BadRequest` (400) if not."""
     try:
-        value = json.loads(body)
+        text = body.decode(json.detect_encoding(body))
+        value = json.loads(text)
     except RecursionError:
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and depth_exceeds(value, MAX_DEPTH):
+    if isinstance(value, (dict, list)) and depth_exceeds(value, MAX_DEPTH):
         raise _too_deep()
-    if _SURROGATE_HINT.search(body) and has_lone_surrogate(value):
+    if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
         raise BadRequest(
             "the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
         )

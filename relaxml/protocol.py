@@ -232,17 +232,19 @@ def parse_extra_params(value: object) -> dict[str, Any]:
 
 
 def depth_exceeds(value: object, limit: int) -> bool:
-    """Whether arrays and objects in `value` nest more than `limit` deep (checked iteratively)."""
-    if not isinstance(value, (dict, list)):
-        return False
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """Whether arrays and objects in `value` (as `json.loads` makes them) nest more than `limit`
+    deep. Level by level, without recursion."""
+    level: list[Any] = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
+        children: list[Any] = []
+        for node in level:
+            members = node.values() if type(node) is dict else node
+            children += [c for c in members if type(c) is dict or type(c) is list]
+        level = children
     return False
 
 
