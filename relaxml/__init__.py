@@ -6,8 +6,9 @@ Subclass `LabelStudioModel`, implement `predict` (and optionally `fit`), then se
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .__about__ import __version__
-from .app import create_app
 from .context import Context
 from .errors import HTTPError
 from .events import TrainingEvent
@@ -20,6 +21,9 @@ from .results import ResultBuilder, ResultError, UnknownLabelError
 from .settings import Settings
 from .tags import ControlTag, Label, ObjectTag
 from .validation import Problem, check_prediction
+
+if TYPE_CHECKING:
+    from .app import create_app
 
 __all__ = [
     "Context",
@@ -44,3 +48,13 @@ __all__ = [
     "create_app",
     "parse_label_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The server is imported on first use: `import relaxml` and a model class load no
+    # Starlette, anyio or uvicorn, so another engine (a batch job, Ray) can run the model.
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'relaxml' has no attribute {name!r}")

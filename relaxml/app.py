@@ -27,7 +27,8 @@ from .auth import AUTHENTICATED, BasicAuthMiddleware
 from .backend import Backend
 from .bodies import read_json
 from .datadir import model_identity, prepare
-from .errors import HTTPError, describe, exception_handlers
+from .errors import HTTPError, describe
+from .handlers import exception_handlers
 from .logs import AccessLogMiddleware
 from .metrics import Metrics, describe_metrics
 from .model import LabelStudioModel, check_attributes

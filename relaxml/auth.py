@@ -20,6 +20,7 @@ import hmac
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import HTTPError
+from .handlers import error_response
 from .redaction import remember
 
 AUTHENTICATED = "relaxml.authenticated"
@@ -57,7 +58,7 @@ class BasicAuthMiddleware:
             "missing or wrong Basic Auth credentials",
             headers={"WWW-Authenticate": 'Basic realm="relaxml"'},
         )
-        await error.response()(scope, receive, send)
+        await error_response(error)(scope, receive, send)
 
     def _check(self, scope: Scope) -> bool:
         header = b""

@@ -1,4 +1,4 @@
-"""Errors that become JSON answers, and the handlers that turn every failure into JSON.
+"""The error types that become JSON answers (`handlers.py` turns them into responses).
 
 Every answer relaxml gives is JSON, errors included: `{"error": <code>, "detail": <message>}`,
 plus `"field"` when one field of the request is at fault. No traceback ever reaches the wire;
@@ -9,19 +9,12 @@ like a credential, reaches an answer.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from .redaction import redact
 
-logger = logging.getLogger("relaxml")
-
-_CODES = {
+CODES = {  # the error code of each status relaxml answers with
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
@@ -60,17 +53,13 @@ class HTTPError(Exception):
             body["field"] = self.field
         return body
 
-    def response(self) -> JSONResponse:
-        """This error as a JSON response."""
-        return JSONResponse(self.to_dict(), status_code=self.status_code, headers=self.headers)
-
 
 class BadRequest(HTTPError):
     """A malformed request: invalid JSON (400), or a field missing or of a wrong type (422)."""
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
         status = 400 if field is None else 422
-        super().__init__(status, _CODES[status], detail, field=field)
+        super().__init__(status, CODES[status], detail, field=field)
 
 
 class ModelError(HTTPError):
@@ -92,34 +81,3 @@ def describe(exc: BaseException, limit: int = 300) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     text = redact(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-async def _on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPError)
-    return exc.response()
-
-
-async def _on_starlette_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    code = _CODES.get(exc.status_code, "http_error")
-    if exc.status_code == 404:
-        detail = f"no route {request.url.path}"
-    elif exc.status_code == 405:
-        detail = f"method {request.method} is not allowed on {request.url.path}"
-    else:
-        detail = str(exc.detail)
-    return HTTPError(exc.status_code, code, detail, headers=exc.headers).response()
-
-
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return HTTPError(500, "internal_error", describe(exc)).response()
-
-
-def exception_handlers() -> dict[Any, Any]:
-    """Starlette exception handlers that answer every failure with JSON."""
-    return {
-        HTTPError: _on_http_error,
-        StarletteHTTPException: _on_starlette_error,
-        Exception: _on_unexpected,
-    }

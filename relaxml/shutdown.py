@@ -14,6 +14,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import HTTPError
+from .handlers import error_response
 
 logger = logging.getLogger("relaxml")
 
@@ -52,6 +53,6 @@ class ShutdownMiddleware:
                 "the server is shutting down and stopped this request before it finished; retry it",
                 headers={"Retry-After": "5", "Connection": "close"},
             )
-            await error.response()(scope, receive, tracking_send)
+            await error_response(error)(scope, receive, tracking_send)
             # The request task ends here, answered: nothing above it waits for the
             # cancellation, and re-raising it would only make the server log a traceback.

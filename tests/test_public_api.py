@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import relaxml
 
 
@@ -49,3 +54,33 @@ def test_package_is_typed():
     from importlib.resources import files
 
     assert files("relaxml").joinpath("py.typed").is_file()
+
+
+SERVER_PACKAGES = ("starlette", "anyio", "uvicorn")
+
+
+def test_importing_relaxml_and_a_model_loads_no_server(tmp_path):
+    model = tmp_path / "squirrel.py"
+    model.write_text(
+        "from relaxml import LabelStudioModel, Prediction, ResultBuilder, parse_label_config\n"
+        "class Squirrel(LabelStudioModel):\n"
+        "    def predict(self, tasks, context):\n"
+        "        return [Prediction(result=[]) for _ in tasks]\n"
+    )
+    check = (
+        "import sys, squirrel\n"
+        "print(squirrel.Squirrel().predict([1, 2], None))\n"
+        f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({SERVER_PACKAGES!r}))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", check], cwd=tmp_path, check=True)
+
+
+def test_create_app_is_there_on_first_use():
+    from relaxml import create_app
+    from relaxml.app import create_app as the_factory
+
+    assert create_app is the_factory
+    assert relaxml.create_app is the_factory
+    with pytest.raises(AttributeError, match="no attribute 'serve'"):
+        relaxml.serve  # noqa: B018
