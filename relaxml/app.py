@@ -94,8 +94,8 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
     def get(
         action: Callable[[Backend], dict[str, Any]],
     ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            return JSONResponse(action(request.app.state.backend))
+        async def endpoint(request: Request) -> Response:  # reads SQLite: off the event loop
+            return JSONResponse(await anyio.to_thread.run_sync(action, request.app.state.backend))
 
         return endpoint
 
@@ -140,7 +140,9 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         Route("/webhook", post(_webhook, webhook=True), methods=["POST"]),
         Route("/train", post(lambda b, body, r: b.train(body)), methods=["POST"]),
         Route(
-            "/job_status", post(lambda b, body, r: reports.job_status(b, body)), methods=["POST"]
+            "/job_status",
+            post(lambda b, body, r: anyio.to_thread.run_sync(reports.job_status, b, body)),
+            methods=["POST"],
         ),
         Route(
             "/validate", post(lambda b, body, r: housekeeping.validate(b, body)), methods=["POST"]

@@ -2,7 +2,7 @@
 
 Each `parse_*` function takes the decoded JSON body of one route and returns a frozen dataclass,
 or raises `BadRequest` naming the first field at fault. The shapes follow Label Studio 1.23
-(see docs/protocol.md): `project` is the string `"<id>.<created_ts>"`, `extra_params` may be an
+(see docs/routes.md): `project` is the string `"<id>.<created_ts>"`, `extra_params` may be an
 object, a JSON string or null, and tasks carry far more keys than relaxml needs, kept in `raw`.
 """
 

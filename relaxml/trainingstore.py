@@ -247,18 +247,6 @@ class TrainingStore:
         )
         return self.run(run_id)
 
-    def drop_pending(self, project: str | None = None) -> int:
-        """Forget events no run has claimed yet (for one project, or all)."""
-
-        def work(db: sqlite3.Connection) -> int:
-            if project is None:
-                return db.execute("DELETE FROM training_events WHERE run_id IS NULL").rowcount
-            return db.execute(
-                "DELETE FROM training_events WHERE run_id IS NULL AND project = ?", (project,)
-            ).rowcount
-
-        return int(self._db.transaction(work))
-
     def recover(self) -> int:
         """After a crash: runs left `running` failed; their events go back to the queue."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -311,3 +312,33 @@ def test_overload_is_503_with_retry_after(serve):
         model.release.set()
         worker.join()
     assert client.post("/predict", json=one).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "name", "body"),
+    [
+        ("GET", "/jobs", "list_jobs", None),
+        ("GET", "/versions", "list_versions", None),
+        ("POST", "/job_status", "job_status", {"job": "run-1"}),
+    ],
+)
+def test_routes_that_read_sqlite_run_off_the_event_loop(
+    serve, monkeypatch, method, path, name, body
+):
+    from relaxml import reports
+
+    original = getattr(reports, name)
+    on_loop: list[bool] = []
+
+    def spy(*args: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:  # no running loop in this thread: a worker thread
+            on_loop.append(False)
+        return original(*args)
+
+    monkeypatch.setattr(reports, name, spy)
+    client = serve(Trainable)
+    client.request(method, path, json=body)
+    assert on_loop == [False]
