@@ -170,7 +170,7 @@ class Backend:
         return self.keeper.model
 
     def _adopt(self, model: LabelStudioModel) -> None:
-        model._relaxml_sender = self.background.send  # type: ignore[attr-defined]
+        model._relaxml_sender = self.background.send
 
     def _control_for(self, event: TrainingEvent) -> RunControl:
         project = next((p for p in self.projects.all() if p.id == event.project_id), None)

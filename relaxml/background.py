@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio.to_thread
 
 from .access import ClientPool
+from .batching import RunModel
 from .client import LabelStudioClient
 from .context import Context
 from .errors import HTTPError
 from .media import MediaFetcher
 from .outbox import Item, Job, Outbox
-from .prediction import Entry, TaskOutput, normalize
+from .prediction import TaskOutput, normalize
 from .projects import Project, ProjectRegistry
 from .protocol import PredictRequest, Task, parse_task
 from .settings import Settings
 
 logger = logging.getLogger("relaxml")
-
-RunModel = Callable[[list[Task], Context], Awaitable[list[Entry]]]
 
 
 class BackgroundPredictions:

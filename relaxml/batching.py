@@ -17,12 +17,14 @@ from typing import Any, Protocol
 import anyio
 
 from .context import Context
+from .prediction import Entry
 from .protocol import Task
 
 MAX_OPEN = 256
 """Most batches (distinct project and label config pairs) waiting at once."""
 
-RunModel = Callable[[list[Task], Context], Awaitable[list[Any]]]
+RunModel = Callable[[list[Task], Context], Awaitable[list[Entry]]]
+"""Runs the model on tasks (through the scheduler) and returns their entries."""
 
 
 class Spawner(Protocol):

@@ -38,7 +38,7 @@ from .mediaurls import (
     check_relative,
     is_own,
     local_files_d,
-    redact,
+    redact_url,
     resolve_url,
     suffix_of,
 )
@@ -118,9 +118,9 @@ class MediaFetcher:
             check_relative(d, value)
             if self.local_files_root is None and self.client is None:
                 raise MediaError(
-                    f"cannot read {redact(value)}: set LOCAL_FILES_DOCUMENT_ROOT to read it from "
-                    "disk, or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to download it",
-                    url=redact(value),
+                    f"cannot read {redact_url(value)}: set LOCAL_FILES_DOCUMENT_ROOT to read it "
+                    "from disk, or LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to download it",
+                    url=redact_url(value),
                 )
             on_disk = self._from_disk(d, value) if self.local_files_root else None
             if on_disk is not None:
@@ -149,8 +149,8 @@ class MediaFetcher:
         candidate = (root / d).resolve()
         if not candidate.is_relative_to(root):
             raise MediaError(
-                f"refused {redact(value)}: it leads outside LOCAL_FILES_DOCUMENT_ROOT ({root})",
-                url=redact(value),
+                f"refused {redact_url(value)}: it leads outside LOCAL_FILES_DOCUMENT_ROOT ({root})",
+                url=redact_url(value),
             )
         if candidate.is_file():
             return candidate
@@ -159,7 +159,7 @@ class MediaFetcher:
                 f"{d!r} is not a file under LOCAL_FILES_DOCUMENT_ROOT ({root}), and relaxml "
                 "cannot ask Label Studio for it: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, "
                 "or LOCAL_FILES_DOCUMENT_ROOT to the directory Label Studio serves",
-                url=redact(value),
+                url=redact_url(value),
             )
         return None
 
@@ -194,18 +194,18 @@ class MediaFetcher:
                 location = response.headers.get("Location")
                 response.close()
                 if not location:
-                    raise MediaError(f"{redact(url)} redirected nowhere", url=redact(url))
+                    raise MediaError(f"{redact_url(url)} redirected nowhere", url=redact_url(url))
                 url = urljoin(url, location)
                 if urlsplit(url).scheme not in ("http", "https"):
-                    raise MediaError(f"{redact(url)} is not http(s)", url=redact(url))
+                    raise MediaError(f"{redact_url(url)} is not http(s)", url=redact_url(url))
                 continue
             if response.status_code >= 300:
                 response.close()
                 raise self._refused(url, value, response.status_code)
             return response
         raise MediaError(
-            f"too many redirects (over {self.max_redirects}) fetching {redact(value)}",
-            url=redact(url),
+            f"too many redirects (over {self.max_redirects}) fetching {redact_url(value)}",
+            url=redact_url(url),
         )
 
     def _get_from_label_studio(
@@ -222,8 +222,8 @@ class MediaFetcher:
             elif exc.status_code == 403 and local_files_d(value) is not None:
                 hint = " (Label Studio needs LOCAL_FILES_SERVING_ENABLED=true)"
             raise MediaError(
-                f"cannot download {redact(value)}: {exc}{hint}",
-                url=redact(url),
+                f"cannot download {redact_url(value)}: {exc}{hint}",
+                url=redact_url(url),
                 status_code=exc.status_code,
             ) from exc
 
@@ -237,18 +237,18 @@ class MediaFetcher:
             )
         except requests.Timeout:
             raise MediaError(
-                f"timed out fetching {redact(value)} from {redact(url)} "
+                f"timed out fetching {redact_url(value)} from {redact_url(url)} "
                 f"(connect {self.connect_timeout:g} s, read {self.timeout:g} s)",
-                url=redact(url),
+                url=redact_url(url),
             ) from None
         except requests.RequestException as exc:
             raise MediaError(
-                f"cannot fetch {redact(value)} from {redact(url)}: {type(exc).__name__}",
-                url=redact(url),
+                f"cannot fetch {redact_url(value)} from {redact_url(url)}: {type(exc).__name__}",
+                url=redact_url(url),
             ) from None
 
     def _refused(self, url: str, value: str, status: int) -> MediaError:
-        message = f"{redact(url)} answered {status} for {redact(value)}"
+        message = f"{redact_url(url)} answered {status} for {redact_url(value)}"
         if status in (401, 403) and self.client is not None:
             message += (
                 "; no credentials are sent once a redirect has left Label Studio"
@@ -258,7 +258,7 @@ class MediaFetcher:
             )
             if urlsplit(value).scheme.lower() in STORAGE_SCHEMES:
                 message += " (or the presigned URL expired: raise the storage's presign_ttl)"
-        return MediaError(message, url=redact(url), status_code=status)
+        return MediaError(message, url=redact_url(url), status_code=status)
 
     def _save(
         self, response: requests.Response, key: str, suffix: str, value: str, watchdog: _Watchdog
@@ -294,9 +294,9 @@ class MediaFetcher:
             if watchdog.expired():
                 raise self._too_slow(value, response.url) from None
             raise MediaError(
-                f"download of {redact(value)} broke off after {total} bytes: "
+                f"download of {redact_url(value)} broke off after {total} bytes: "
                 f"{type(exc).__name__} (read timeout {self.timeout:g} s)",
-                url=redact(response.url),
+                url=redact_url(response.url),
             ) from None
         except OSError as exc:
             raise self._cache_error(value, exc) from exc
@@ -306,23 +306,23 @@ class MediaFetcher:
 
     def _too_slow(self, value: str, url: str) -> MediaError:
         return MediaError(
-            f"download of {redact(value)} took longer than the {self.deadline:g} s deadline "
+            f"download of {redact_url(value)} took longer than the {self.deadline:g} s deadline "
             "(set RELAXML_MEDIA_DEADLINE to raise it)",
-            url=redact(url),
+            url=redact_url(url),
         )
 
     def _cache_error(self, value: str, exc: OSError) -> MediaError:
         return MediaError(
-            f"cannot write {redact(value)} into the cache at {self.cache.directory}: {exc}",
-            url=redact(value),
+            f"cannot write {redact_url(value)} into the cache at {self.cache.directory}: {exc}",
+            url=redact_url(value),
         )
 
     def _too_big(self, value: str, size: int | None) -> MediaError:
         found = f" ({human_size(size)})" if size is not None else ""
         return MediaError(
-            f"{redact(value)} is larger than the {human_size(self.max_bytes)} limit{found}: "
+            f"{redact_url(value)} is larger than the {human_size(self.max_bytes)} limit{found}: "
             "raise max_bytes to fetch it",
-            url=redact(value),
+            url=redact_url(value),
         )
 
 

@@ -47,7 +47,7 @@ def resolve_url(value: str, client: LabelStudioClient | None, task_id: int | Non
     Values that URL parsers read differently (backslashes, control characters, user info or
     `%` escapes in the host) are refused: see `client.check_url`.
     """
-    shown = redact(value)
+    shown = redact_url(value)
     try:
         check_url(value)
         scheme = urlsplit(value).scheme.lower()
@@ -91,9 +91,9 @@ def resolve_url(value: str, client: LabelStudioClient | None, task_id: int | Non
 def _need(client: LabelStudioClient | None, value: str) -> LabelStudioClient:
     if client is None:
         raise MediaError(
-            f"{redact(value)} is served by Label Studio, but relaxml does not know where "
+            f"{redact_url(value)} is served by Label Studio, but relaxml does not know where "
             "Label Studio is: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY",
-            url=redact(value),
+            url=redact_url(value),
         )
     return client
 
@@ -115,8 +115,8 @@ def local_files_d(value: str) -> str | None:
     found = parse_qs(parts.query, keep_blank_values=True).get("d")
     if found and len(found) > 1:
         raise MediaError(
-            f"refused {redact(value)}: the 'd' parameter is given {len(found)} times",
-            url=redact(value),
+            f"refused {redact_url(value)}: the 'd' parameter is given {len(found)} times",
+            url=redact_url(value),
         )
     return found[0] if found else None
 
@@ -126,9 +126,9 @@ def check_relative(d: str, value: str) -> None:
     path = PurePosixPath(d)
     if not d or path.is_absolute() or ".." in path.parts or "\x00" in d or "\\" in d:
         raise MediaError(
-            f"refused {redact(value)}: d={d!r} must be a relative path inside "
+            f"refused {redact_url(value)}: d={d!r} must be a relative path inside "
             "LOCAL_FILES_DOCUMENT_ROOT, without '..'",
-            url=redact(value),
+            url=redact_url(value),
         )
 
 
@@ -142,7 +142,7 @@ def suffix_of(value: str) -> str:
     return PurePosixPath(path).suffix
 
 
-def redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """`url` without user info and with its query replaced by `…` (it may hold a signature).
 
     Label Studio's own `d=` and `fileuri=` parameters are kept: they are not secrets.

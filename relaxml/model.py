@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import inspect
 import math
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,6 +44,8 @@ class LabelStudioModel(abc.ABC):
     delivery: ClassVar[str] = "auto"
 
     _derived_version: ClassVar[bool] = True
+    _relaxml_sender: Callable[[Mapping[int, TaskOutput], Project | int], str] | None = None
+    """Set by the server on the instance it serves; `send_predictions` goes through it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -116,11 +118,9 @@ class LabelStudioModel(abc.ABC):
         They go to Label Studio through its API in the background, durably, like background
         jobs; returns the job id. Works only while the model is served by relaxml.
         """
-        sender = self.__dict__.get("_relaxml_sender")
-        if sender is None:
+        if self._relaxml_sender is None:
             raise RuntimeError("send_predictions works only while relaxml serves the model")
-        job_id: str = sender(predictions, project)
-        return job_id
+        return self._relaxml_sender(predictions, project)
 
     @classmethod
     def pickles_state(cls) -> bool:

@@ -42,7 +42,8 @@ Finish = Callable[[str, int, TrainingEvent], Awaitable[str]]
 """Called (on the event loop) with a new version, its run id and the run's event; returns the
 version as recorded (suffixed when `fit` returned one that already exists)."""
 
-ClientFor = Callable[[TrainingEvent], RunControl]
+ControlFor = Callable[[TrainingEvent], RunControl]
+"""What a run can reach (Label Studio's client, the cancel flag) for its event."""
 
 
 class Trainer:
@@ -55,7 +56,7 @@ class Trainer:
         *,
         fit: Fit,
         finish: Finish,
-        control_for: ClientFor,
+        control_for: ControlFor,
         metrics: Metrics,
         train_every: int = 1,
         idle: float = 0.5,

@@ -99,3 +99,29 @@ def test_unknown_routes_and_methods_get_json(serve, method, path, status, code):
     assert answer.status_code == status
     assert answer.json()["error"] == code
     assert answer.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "module", "name", "body"),
+    [
+        ("GET", "/jobs", "reports", "list_jobs", None),
+        ("POST", "/job_status", "reports", "job_status", {"job": "x"}),
+        ("POST", "/delete", "housekeeping", "delete", {"project": "1"}),
+    ],
+)
+def test_get_and_post_routes_answer_a_relaxml_bug_alike(
+    serve, monkeypatch, caplog, method, path, module, name, body
+):
+    import importlib
+
+    def broken(*args: object) -> dict[str, object]:
+        raise RuntimeError("a bug in relaxml")
+
+    monkeypatch.setattr(importlib.import_module(f"relaxml.{module}"), name, broken)
+    client = serve(Echo)
+    with caplog.at_level("ERROR", logger="relaxml"):
+        answer = client.request(method, path, json=body)
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal_error", "detail": "RuntimeError: a bug in relaxml"}
+    assert any(f"error on {path}" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert client.get("/health").json()["status"] == "UP"

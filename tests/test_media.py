@@ -21,7 +21,7 @@ import pytest
 
 from relaxml.client import LabelStudioClient
 from relaxml.media import MediaError, MediaFetcher
-from relaxml.mediaurls import redact, resolve_url
+from relaxml.mediaurls import redact_url, resolve_url
 
 from .httpfakes import FakeServer, Reply, Seen, make_jwt
 
@@ -546,11 +546,11 @@ def test_unsupported_values_are_refused_with_the_shapes_we_accept(world, make, v
 
 def test_redact_drops_signatures_and_user_info_but_keeps_label_studio_parameters():
     assert (
-        redact("https://u:p@b.s3.amazonaws.com/k.png?X-Amz-Signature=s")
+        redact_url("https://u:p@b.s3.amazonaws.com/k.png?X-Amz-Signature=s")
         == "https://b.s3.amazonaws.com/k.png?…"
     )
     assert (
-        redact("http://ls/data/local-files/?d=a%2Fb.png")
+        redact_url("http://ls/data/local-files/?d=a%2Fb.png")
         == "http://ls/data/local-files/?d=a%2Fb.png"
     )
-    assert redact("s3://bucket/key") == "s3://bucket/key"
+    assert redact_url("s3://bucket/key") == "s3://bucket/key"
