@@ -84,7 +84,10 @@ def test_a_second_model_on_the_same_data_directory_is_refused_by_create_app(serv
     serve(Echo, data_dir=data_dir)
 
     app = create_app(Trainable, data_dir=data_dir)
-    with pytest.raises(DataDirError, match=r"belongs to model tests\.models:Echo"), TestClient(app):
+    with (
+        pytest.raises(DataDirError, match=r"belongs to model tests\.support\.models:Echo"),
+        TestClient(app),
+    ):
         pass
 
 
