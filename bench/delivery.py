@@ -1,6 +1,6 @@
 """Benchmark 4, delivery: a bulk "Retrieve Predictions" against a real Label Studio 1.23.2.
 
-The benchmark starts its own Label Studio (tests/e2e/labelstudio.py) on a free loopback port,
+The benchmark starts its own Label Studio (tests/support/labelstudio.py) on a free loopback port,
 with its own data directory in the run's scratch directory, and stops it at the end. Three
 projects get the same N text tasks (10,000; 200 in quick mode), imported 1,000 at a time:
 
@@ -52,11 +52,11 @@ from load import post_json
 from suite import RELAXML, Suite, relaxml_spec
 
 if str(REPO_DIR) not in sys.path:
-    sys.path.append(str(REPO_DIR))  # tests/e2e/labelstudio.py, imported as a package
+    sys.path.append(str(REPO_DIR))  # the test harness in tests/support/, imported as a package
 
-from tests.e2e import labelstudio
-from tests.e2e.labelstudio import LabelStudio
-from tests.e2e.processes import free_port
+from tests.support import labelstudio
+from tests.support.labelstudio import LabelStudio
+from tests.support.processes import free_port
 
 NAME = "delivery"
 IMPORT_BATCH = 1000

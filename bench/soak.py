@@ -5,11 +5,11 @@
     python bench/soak.py --clients 50 --seconds 20 --out DIR
 
 relaxml serves `bench/models.py:Trainable` on 127.0.0.1 with auto delivery, its Label Studio
-being a fake on loopback (tests/fake_label_studio.py) that stores the background predictions.
-Each client is a thread with its own keep-alive connection that sends, in a closed loop, a mix
-of `GET /health`, `POST /setup`, `POST /predict` inline (1-3 tasks) and in the background
-(12 tasks, more than RELAXML_AUTO_INLINE_MAX), and event webhooks (annotation created and
-updated, which start training runs, and project updated).
+being a fake on loopback (tests/support/fake_label_studio.py) that stores the background
+predictions. Each client is a thread with its own keep-alive connection that sends, in a closed
+loop, a mix of `GET /health`, `POST /setup`, `POST /predict` inline (1-3 tasks) and in the
+background (12 tasks, more than RELAXML_AUTO_INLINE_MAX), and event webhooks (annotation created
+and updated, which start training runs, and project updated).
 
 The run has two phases: a warm-up (a sixth of the time, at least 2 s) and the measured rest.
 After each phase the clients close their connections and the server is left to finish its
@@ -58,9 +58,9 @@ from common import (
 from suite import relaxml_spec
 
 if str(REPO_DIR) not in sys.path:
-    sys.path.append(str(REPO_DIR))  # tests/fake_label_studio.py, imported as a package
+    sys.path.append(str(REPO_DIR))  # the test harness in tests/support/, imported as a package
 
-from tests.fake_label_studio import FakeLabelStudio
+from tests.support.fake_label_studio import FakeLabelStudio
 
 NAME = "soak"
 TOKEN = "soak-label-studio-token-0001"

@@ -10,7 +10,7 @@ import pytest
 from relaxml import Settings
 
 from .conftest import first
-from .models import Trainable
+from .support.models import Trainable
 
 USER, PASSWORD = "mluser", "mlpass"
 

@@ -10,7 +10,7 @@ from typing import Any
 from relaxml import Context, Prediction, Task
 
 from .conftest import backend_of
-from .models import Echo, choice
+from .support.models import Echo, choice
 
 
 class Counting(Echo):

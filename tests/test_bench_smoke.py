@@ -1,6 +1,6 @@
 """The benchmark suite runs end to end in quick mode and writes sane results (no timings).
 
-The delivery benchmark needs Label Studio 1.23.2 (tests/e2e/labelstudio.py installs it; CI
+The delivery benchmark needs Label Studio 1.23.2 (tests/support/labelstudio.py installs it; CI
 does): when it is installed the benchmark must run against it, else say "not measured".
 """
 
@@ -127,6 +127,6 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
 
 def label_studio_installed() -> bool:
     """Whether the Label Studio the e2e tests use is installed (the delivery benchmark's)."""
-    from tests.e2e.labelstudio import default_venv
+    from tests.support.labelstudio import default_venv
 
     return (default_venv() / "bin" / "label-studio").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from relaxml.client import LabelStudioClient, LabelStudioError, is_jwt, jwt_expiry, origin
 
-from .httpfakes import FakeServer, Handler, Reply, Seen, make_jwt
+from .support.httpfakes import FakeServer, Handler, Reply, Seen, make_jwt
 
 LEGACY = "0123456789abcdef0123456789abcdef01234567"
 

@@ -25,7 +25,7 @@ from relaxml.datadir import IDENTITY_FILE, DataDirError
 from relaxml.sqlite import FILENAME
 
 from .conftest import first, wait_for
-from .models import Echo, Trainable, choice
+from .support.models import Echo, Trainable, choice
 from .test_workers import ROOT, free_port
 
 NER = """\
@@ -84,7 +84,10 @@ def test_a_second_model_on_the_same_data_directory_is_refused_by_create_app(serv
     serve(Echo, data_dir=data_dir)
 
     app = create_app(Trainable, data_dir=data_dir)
-    with pytest.raises(DataDirError, match=r"belongs to model tests\.models:Echo"), TestClient(app):
+    with (
+        pytest.raises(DataDirError, match=r"belongs to model tests\.support\.models:Echo"),
+        TestClient(app),
+    ):
         pass
 
 
@@ -107,7 +110,10 @@ def test_a_directory_from_before_the_check_adopts_the_first_model(serve, tmp_pat
     serve(Echo, data_dir=str(data_dir))
     (data_dir / IDENTITY_FILE).unlink()  # as an older relaxml left it
     serve(Trainable, data_dir=str(data_dir))
-    assert json.loads((data_dir / IDENTITY_FILE).read_text())["model"] == "tests.models:Trainable"
+    assert (
+        json.loads((data_dir / IDENTITY_FILE).read_text())["model"]
+        == "tests.support.models:Trainable"
+    )
 
 
 # A corrupt or unwritable data directory: one line naming the path
@@ -268,7 +274,7 @@ def test_a_fit_that_returns_an_existing_version_gets_a_suffix(serve, captured, t
 def test_two_real_workers_both_serve_a_pickled_version(tmp_path, captured):
     port = free_port()
     log_path = tmp_path / "serve.log"
-    argv = [sys.executable, "-m", "relaxml", "serve", "tests/worker_model.py:Memo"]
+    argv = [sys.executable, "-m", "relaxml", "serve", "tests/support/worker_model.py:Memo"]
     argv += ["--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--data-dir", str(tmp_path / "data")]
     env = {**os.environ, "RELAXML_VERSION_POLL": "0.2"}

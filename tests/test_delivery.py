@@ -13,8 +13,8 @@ import pytest
 from relaxml import Context, Prediction, Task
 
 from .conftest import backend_of, wait_for
-from .fake_label_studio import FakeLabelStudio
-from .models import Echo, choice
+from .support.fake_label_studio import FakeLabelStudio
+from .support.models import Echo, choice
 
 PROJECT = 7
 

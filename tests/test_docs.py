@@ -8,7 +8,7 @@ from pathlib import Path
 from relaxml import Settings, create_app
 from relaxml.cli import serve
 
-from .models import Echo
+from .support.models import Echo
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .models import Echo
+from .support.models import Echo
 
 
 @pytest.mark.parametrize(

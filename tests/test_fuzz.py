@@ -42,7 +42,7 @@ from starlette.testclient import TestClient
 
 from relaxml import Context, LabelStudioModel, Settings, Task, TrainingEvent, create_app
 
-from .fake_label_studio import FakeLabelStudio
+from .support.fake_label_studio import FakeLabelStudio
 
 KEY = "fuzz0ls0api0key0c0ffee0000000001"
 USER, PASSWORD = "fuzzuser", "fuzz-basic-pass-7f3a9"

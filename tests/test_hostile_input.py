@@ -30,8 +30,8 @@ from relaxml.trainingstore import TrainingStore
 from relaxml.validation import Problem
 
 from .conftest import backend_of, wait_for
-from .httpfakes import FakeServer, Reply
-from .models import Echo, Trainable
+from .support.httpfakes import FakeServer, Reply
+from .support.models import Echo, Trainable
 
 MiB = 1024 * 1024
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"ls:s3cret").decode()}

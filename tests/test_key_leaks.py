@@ -28,9 +28,9 @@ from relaxml.metrics import MAX_SERIES, Metrics
 from relaxml.redaction import REDACTED, escape, redact, remember
 
 from .conftest import wait_for
-from .fake_label_studio import FakeLabelStudio
-from .httpfakes import FakeServer, Reply, Seen, make_jwt
-from .models import Echo
+from .support.fake_label_studio import FakeLabelStudio
+from .support.httpfakes import FakeServer, Reply, Seen, make_jwt
+from .support.models import Echo
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 LEGACY = "f00dfeed0123456789abcdef0123456789abcdef"
@@ -225,7 +225,9 @@ def test_serve_with_a_key_but_no_url_is_a_usage_error(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", LEGACY)
     monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
-    result = CliRunner().invoke(cli.main, ["serve", "tests.models:Echo"], prog_name="relaxml")
+    result = CliRunner().invoke(
+        cli.main, ["serve", "tests.support.models:Echo"], prog_name="relaxml"
+    )
     assert result.exit_code == 2, result.output
     assert "LABEL_STUDIO_URL" in result.output
     assert "Traceback" not in result.output

@@ -13,7 +13,7 @@ from relaxml import Context, LabelStudioModel, Task
 from relaxml.logs import configure_logging, redact
 
 from .conftest import LOGGERS, first
-from .models import Trainable
+from .support.models import Trainable
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2lnbmF0dXJlLXZhbHVlLTEyMw"
 

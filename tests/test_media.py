@@ -23,7 +23,7 @@ from relaxml.client import LabelStudioClient
 from relaxml.media import MediaError, MediaFetcher
 from relaxml.mediaurls import redact_url, resolve_url
 
-from .httpfakes import FakeServer, Reply, Seen, make_jwt
+from .support.httpfakes import FakeServer, Reply, Seen, make_jwt
 
 KEY = "k"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

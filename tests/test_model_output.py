@@ -22,7 +22,7 @@ from relaxml.results import ResultBuilder, ResultError
 from relaxml.throttle import LogThrottle
 
 from .conftest import wait_for
-from .fake_label_studio import FakeLabelStudio
+from .support.fake_label_studio import FakeLabelStudio
 
 CONFIGS = Path(__file__).parent / "fixtures" / "label_configs"
 DETECTION = (CONFIGS / "computer-vision--object-detection-with-bounding-boxes.xml").read_text()

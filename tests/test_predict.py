@@ -10,7 +10,7 @@ import pytest
 from relaxml import LabelStudioModel, Prediction
 
 from .conftest import backend_of, first
-from .models import AsyncEcho, Echo, Scripted
+from .support.models import AsyncEcho, Echo, Scripted
 
 
 def body(*ids: int, **extra: Any) -> dict[str, Any]:

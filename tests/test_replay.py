@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from .conftest import backend_of
-from .models import Trainable
+from .support.models import Trainable
 
 
 def test_replaying_the_whole_capture_gives_valid_json_answers(serve, captured):

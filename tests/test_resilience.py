@@ -22,7 +22,7 @@ from relaxml.projects import Project
 from relaxml.supervise import FATAL_EXIT_CODE, GuardedGroup
 
 from .conftest import backend_of, first, wait_for
-from .models import Echo, Trainable
+from .support.models import Echo, Trainable
 from .test_cli import free_port, server
 
 
@@ -123,7 +123,9 @@ def test_version_poll_nan_is_refused_at_startup(tmp_path, monkeypatch):
         Settings(version_poll=math.inf)
 
     monkeypatch.setenv("RELAXML_VERSION_POLL", "nan")
-    result = CliRunner().invoke(main, ["serve", "tests.models:Echo", "--data-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["serve", "tests.support.models:Echo", "--data-dir", str(tmp_path)]
+    )
     assert result.exit_code == 2
     assert "RELAXML_VERSION_POLL" in result.output
     assert "Traceback" not in result.output

@@ -14,8 +14,8 @@ from relaxml.outbox import Outbox
 from relaxml.trainingstore import TrainingStore
 
 from .conftest import backend_of, wait_for
-from .fake_label_studio import FakeLabelStudio
-from .models import Echo
+from .support.fake_label_studio import FakeLabelStudio
+from .support.models import Echo
 
 PROJECT = 7
 

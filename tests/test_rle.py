@@ -22,7 +22,7 @@ from relaxml.rle import (
     rle_to_mask,
 )
 
-from .rle_reference import GOLDEN, expand
+from .support.rle_reference import GOLDEN, expand
 
 GOLDEN_DATA = json.loads(GOLDEN.read_text())
 

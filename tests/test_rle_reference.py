@@ -15,7 +15,13 @@ import pytest
 
 from relaxml.rle import decode_rle, encode_rle, mask_to_rle
 
-from .rle_reference import GOLDEN, golden_flat, golden_masks, reference_python, run_reference
+from .support.rle_reference import (
+    GOLDEN,
+    golden_flat,
+    golden_masks,
+    reference_python,
+    run_reference,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .conftest import backend_of, first, wait_for
-from .models import Echo, Slow, Trainable
+from .support.models import Echo, Slow, Trainable
 
 
 @pytest.mark.parametrize("path", ["/", "/health"])

@@ -17,7 +17,7 @@ from relaxml.client import LabelStudioClient
 from relaxml.trainingdata import annotated_tasks
 
 from .conftest import backend_of, first, wait_for
-from .models import Trainable, choice
+from .support.models import Trainable, choice
 
 
 class Counter(LabelStudioModel):

@@ -34,7 +34,7 @@ def test_two_workers_train_once_and_both_swap(tmp_path, captured):
         "RELAXML_TEST_FIT_SECONDS": "1",
         "RELAXML_VERSION_POLL": "0.2",
     }
-    argv = [sys.executable, "-m", "relaxml", "serve", "tests/worker_model.py:Tally"]
+    argv = [sys.executable, "-m", "relaxml", "serve", "tests/support/worker_model.py:Tally"]
     argv += ["--workers", "2", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--data-dir", str(tmp_path / "data")]
     server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)

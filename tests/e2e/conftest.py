@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from . import processes
-from .labelstudio import LabelStudio, LabelStudioError, find_or_install_label_studio
-from .processes import BackendFactory, BackendProcess, run_backend
+from ..support import processes
+from ..support.labelstudio import LabelStudio, LabelStudioError, find_or_install_label_studio
+from ..support.processes import BackendFactory, BackendProcess, run_backend
 
 E2E_DIR = Path(__file__).resolve().parent
 E2E_MODES = ("auto", "skip", "require")

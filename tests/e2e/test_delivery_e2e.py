@@ -11,11 +11,11 @@ import requests
 
 from relaxml.client import LabelStudioClient
 
-from .labelstudio import LabelStudio
-from .processes import BackendFactory, BackendProcess
+from ..support.labelstudio import LabelStudio
+from ..support.processes import BackendFactory, BackendProcess
 from .test_serving import LABEL_CONFIG, serve, wait_for
 
-TARGET = "tests/e2e/recording_model.py:Paced"
+TARGET = "tests/support/recording_model.py:Paced"
 
 
 def bulk_project(ls: LabelStudio, title: str, count: int) -> tuple[int, list[int]]:

@@ -13,10 +13,10 @@ import pytest
 
 from relaxml import ResultBuilder
 
-from .browser import CANVAS_BOXES, IMAGE_TRANSFORM, chromium_page, log_in, png, poll
-from .browser import unavailable_reason as browser_unavailable
+from ..support.browser import CANVAS_BOXES, IMAGE_TRANSFORM, chromium_page, log_in, png, poll
+from ..support.browser import unavailable_reason as browser_unavailable
+from ..support.labelstudio import LabelStudio
 from .conftest import unavailable
-from .labelstudio import LabelStudio
 
 WIDTH, HEIGHT = 320, 240
 CAR = (40, 120, 200, 220)  # x0, y0, x1, y1 in image pixels

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from .labelstudio import ApiError, LabelStudio
-from .processes import BackendFactory, ProcessStartError
+from ..support.labelstudio import ApiError, LabelStudio
+from ..support.processes import BackendFactory, ProcessStartError
 
 MODEL_VERSION = "stub-v1"
 LABEL_CONFIG = """

@@ -16,7 +16,7 @@ import pytest
 from relaxml.client import LabelStudioClient
 from relaxml.media import MediaError, MediaFetcher
 
-from .labelstudio import LabelStudio
+from ..support.labelstudio import LabelStudio
 
 LABEL_CONFIG = """
 <View>
@@ -217,7 +217,7 @@ def test_a_served_model_downloads_and_predicts_on_the_images(
     backend = serve(
         backend_factory,
         free_port,
-        "tests/e2e/image_model.py:ColourOfImage",
+        "tests/support/image_model.py:ColourOfImage",
         env={
             "RELAXML_DATA_DIR": str(tmp_path),
             "LABEL_STUDIO_API_KEY": ls.token,

@@ -14,9 +14,9 @@ import pytest
 
 from relaxml import Prediction, check_prediction
 
-from . import builder_model as bm
-from .labelstudio import LabelStudio
-from .processes import BackendFactory
+from ..support import builder_model as bm
+from ..support.labelstudio import LabelStudio
+from ..support.processes import BackendFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,7 @@ def test_a_relaxml_backend_using_the_builders(
 ):
     ls = label_studio
     project_id, task_ids = project(ls, "image", tasks=3)
-    argv = [sys.executable, "-m", "relaxml", "serve", "tests/e2e/builder_model.py:BuilderModel"]
+    argv = [sys.executable, "-m", "relaxml", "serve", "tests/support/builder_model.py:BuilderModel"]
     argv += ["--host", "127.0.0.1", "--port", str(free_port)]
     backend = backend_factory(argv, {"PYTHONPATH": str(ROOT)}, free_port)
     ml = ls.register_ml_backend(project_id, backend.url)

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from ..conftest import wait_for as shared_wait_for
-from .labelstudio import ApiError, LabelStudio
-from .processes import BackendFactory, BackendProcess
+from ..support.labelstudio import ApiError, LabelStudio
+from ..support.processes import BackendFactory, BackendProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sentiment"
@@ -100,7 +100,7 @@ def test_start_training_reaches_fit(label_studio, backend_factory, free_port, tm
     backend = serve(
         backend_factory,
         free_port,
-        "tests/e2e/recording_model.py:Recorder",
+        "tests/support/recording_model.py:Recorder",
         env={"RELAXML_TEST_EVENTS": str(events)},
     )
     ml = ls.register_ml_backend(project_id, backend.url)
@@ -124,7 +124,7 @@ def test_interactive_prediction(label_studio, backend_factory, free_port, tmp_pa
     backend = serve(
         backend_factory,
         free_port,
-        "tests/e2e/recording_model.py:Recorder",
+        "tests/support/recording_model.py:Recorder",
         env={"RELAXML_TEST_EVENTS": str(tmp_path / "events.jsonl")},
     )
     ml = ls.register_ml_backend(project_id, backend.url, is_interactive=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from .labelstudio import LabelStudio
+from ..support.labelstudio import LabelStudio
 from .test_serving import TASKS, project_with_tasks, serve, wait_for
 
 EXAMPLE = "examples/sentiment/model.py:NaiveBayesSentiment"

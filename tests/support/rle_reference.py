@@ -3,7 +3,7 @@
 The reference lives in the Label Studio venv of the end-to-end tests (`default_venv()`), not in
 relaxml's, so it runs in a subprocess: JSON cases on stdin, JSON answers on stdout.
 
-`python -m tests.rle_reference` rewrites the golden fixtures in tests/fixtures/rle/ from it.
+`python -m tests.support.rle_reference` rewrites the golden fixtures in tests/fixtures/rle/ from it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .e2e.labelstudio import default_venv
+from .labelstudio import default_venv
 
-GOLDEN = Path(__file__).resolve().parent / "fixtures" / "rle" / "golden.json"
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "rle" / "golden.json"
 
 _SCRIPT = r"""
 import json, sys
