@@ -99,9 +99,40 @@ def test_start_training_refits_on_every_annotated_task_and_skips_cancelled_ones(
         action="START_TRAINING",
         project_id=7,
         label_config=LABEL_CONFIG,
-        control=RunControl(client=object(), last_success=None),  # type: ignore[arg-type]
+        control=RunControl(client=object(), last_success=None),  # any client: the fetch is faked
         fetched=fetched,
     )
     assert model.fit(event) == "nb-1"
     assert model.examples == {6: (TEXTS[5], "positive")}
     assert model.fit(event) is None  # nothing new: no new version
+
+
+def test_unauthenticated_annotation_payloads_are_not_trained_on():
+    model = Model()
+    hook = annotation_event(3, TEXTS[2], "negative")
+    del hook["annotation"]["task"]  # a forged annotation naming no task would match any
+    forged = TrainingEvent(
+        action="ANNOTATION_CREATED",
+        project_id=7,
+        label_config=LABEL_CONFIG,
+        annotations=[hook["annotation"]],
+        tasks=[hook["task"]],
+        authenticated=False,
+    )
+    assert model.fit(forged) is None
+    assert model.examples == {}
+    positive = [{"from_name": "sentiment", "value": {"choices": ["positive"]}}]
+    stored = {"id": 9, "task": 6, "result": positive}
+    fetched = ({"id": 6, "data": {"text": TEXTS[5]}, "annotations": [stored]},)
+    with_api = FetchedEvent(
+        action="ANNOTATION_CREATED",
+        project_id=7,
+        label_config=LABEL_CONFIG,
+        annotations=[hook["annotation"]],
+        tasks=[hook["task"]],
+        authenticated=False,
+        control=RunControl(client=object(), last_success=None),  # any client: the fetch is faked
+        fetched=fetched,
+    )
+    assert model.fit(with_api) == "nb-1"  # a refit from Label Studio's data, not the payload
+    assert model.examples == {6: (TEXTS[5], "positive")}

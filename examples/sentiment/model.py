@@ -15,7 +15,8 @@ Before any training it leans on a tiny seed lexicon. Training:
 - "Start Training" (START_TRAINING) refits on every annotated task of the project, fetched
   from Label Studio's API (set LABEL_STUDIO_API_KEY and LABEL_STUDIO_URL);
 - annotation events (ANNOTATION_CREATED / UPDATED, the legacy /train) add the annotations they
-  carry, without any API call.
+  carry, without any API call. An event sent without credentials (Basic Auth on, webhook_auth
+  events-open) is not trusted: it triggers a full refit from the API, or nothing without one.
 
 Each fit that changes the examples returns a new version (nb-1, nb-2, ...), so Label Studio
 re-predicts; `save` and `load` keep the examples, so restarts, other workers and rollbacks
@@ -168,18 +169,27 @@ class NaiveBayesSentiment(LabelStudioModel):
         if not event.label_config:
             return None
         target = target_of(event.label_config)
+        # A caller without credentials wrote this payload (docs/auth.md): never train on it.
+        # Refit from Label Studio's own data instead when its API is configured.
+        refit = event.label_studio is not None and (
+            event.action == "START_TRAINING" or not event.authenticated
+        )
+        if not refit and not event.authenticated:
+            return None
         with self.lock:
             tasks: Iterable[dict[str, Any]]
-            if event.action == "START_TRAINING" and event.label_studio is not None:
-                examples: dict[int, tuple[str, str]] = {}  # a full refit on everything annotated
-                tasks = event.annotated_tasks()
+            if refit:  # a full refit on everything annotated, as Label Studio stores it
+                examples: dict[int, tuple[str, str]] = {}
+                tasks, carried = event.annotated_tasks(), []
             else:
                 examples = dict(self.examples)
-                tasks = event.tasks
+                tasks, carried = event.tasks, event.annotations
             for task in tasks:
+                if event.should_stop():  # cancelled: the result would be discarded
+                    return None
                 task_id, data = task.get("id"), task.get("data")
                 text = data.get(target.data_key) if isinstance(data, dict) else None
-                annotations = [*event.annotations, *(task.get("annotations") or [])]
+                annotations = [*carried, *(task.get("annotations") or [])]
                 labels = chosen_labels(annotations, target.from_name, task_id)
                 if isinstance(task_id, int) and isinstance(text, str) and labels:
                     examples[task_id] = (text, labels[-1])
