@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,3 +137,10 @@ def test_unauthenticated_annotation_payloads_are_not_trained_on():
     )
     assert model.fit(with_api) == "nb-1"  # a refit from Label Studio's data, not the payload
     assert model.examples == {6: (TEXTS[5], "positive")}
+
+
+def test_readme_shows_the_bundled_config_and_its_links_resolve():
+    readme = (EXAMPLE / "README.md").read_text()
+    assert LABEL_CONFIG.strip() in readme
+    for target in re.findall(r"\]\(([^)#:]+\.md)\)", readme):
+        assert (EXAMPLE / target).is_file(), target
