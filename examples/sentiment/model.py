@@ -15,13 +15,15 @@ Before any training it leans on a tiny seed lexicon. Training:
 - "Start Training" (START_TRAINING) refits on every annotated task of the project, fetched
   from Label Studio's API (set LABEL_STUDIO_API_KEY and LABEL_STUDIO_URL);
 - annotation events (ANNOTATION_CREATED / UPDATED, the legacy /train) add the annotations they
-  carry, without any API call.
+  carry, without any API call. An event sent without credentials (Basic Auth on, webhook_auth
+  events-open) is not trusted: it triggers a full refit from the API, or nothing without one.
 
 Each fit that changes the examples returns a new version (nb-1, nb-2, ...), so Label Studio
 re-predicts; `save` and `load` keep the examples, so restarts, other workers and rollbacks
 serve the trained model.
 
 Serve it:  relaxml serve examples/sentiment/model.py:NaiveBayesSentiment
+README.md (beside this file) says more.
 """
 
 from __future__ import annotations
@@ -30,19 +32,29 @@ import json
 import math
 import re
 import threading
-import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from relaxml import Context, LabelStudioModel, Prediction, Task, TrainingEvent
+from relaxml import (
+    Context,
+    LabelConfig,
+    LabelStudioModel,
+    Prediction,
+    ResultBuilder,
+    Task,
+    TrainingEvent,
+    parse_label_config,
+)
 
 SEED = {
     "positive": "good great love excellent happy nice wonderful best awesome like",
     "negative": "bad awful hate terrible sad poor worst horrible boring dislike",
 }
 WORD = re.compile(r"[a-z']+")
+TEXT_OBJECTS = ("text", "hypertext")
 
 
 def words(text: str) -> list[str]:
@@ -54,38 +66,37 @@ def words(text: str) -> list[str]:
 class Target:
     """Where predictions go: the Choices control, its Text object and the data key."""
 
+    config: LabelConfig
     from_name: str
     to_name: str
     data_key: str
     labels: tuple[str, ...]
+    """The choices as results store them (a choice's alias when it has one)."""
 
 
-@lru_cache(maxsize=32)
 def target_of(label_config: str) -> Target:
-    """The first Choices-on-Text pair of a label config."""
-    root = ET.fromstring(label_config)
-    texts = {
-        el.get("name"): (el.get("value") or "").lstrip("$")
-        for el in root.iter()
-        if el.tag in ("Text", "HyperText")
-    }
-    for el in root.iter("Choices"):
-        to_name = el.get("toName", "")
-        if to_name in texts:
-            labels = tuple(c.get("value", "") for c in el.iter("Choice"))
-            return Target(el.get("name", ""), to_name, texts[to_name], labels)
-    raise ValueError("the label config has no <Choices> on a <Text>")
+    """The first Choices-on-Text pair of a label config (parsing is cached by relaxml)."""
+    config = parse_label_config(label_config)
+    for control in config.controls_of_type("Choices"):
+        for obj in config.objects_for(control):
+            if obj.type in TEXT_OBJECTS and obj.value_key is not None:
+                labels = () if control.dynamic_labels else control.label_names
+                return Target(config, control.name, obj.name, obj.value_key, labels)
+    raise ValueError("the label config has no <Choices> on a <Text>: add one to use this model")
 
 
-def chosen_labels(annotations: list[dict], from_name: str, task_id: object) -> list[str]:
+def chosen_labels(
+    annotations: Iterable[dict[str, Any]], from_name: str, task_id: object
+) -> list[str]:
     """The choices made for `from_name` in the task's non-cancelled annotations."""
     return [
         choice
         for annotation in annotations
         if annotation.get("task") in (None, task_id) and not annotation.get("was_cancelled")
-        for item in annotation.get("result", [])
-        if item.get("from_name") == from_name
-        for choice in item.get("value", {}).get("choices", [])
+        for item in annotation.get("result") or []
+        if isinstance(item, dict) and item.get("from_name") == from_name
+        for choice in (item.get("value") or {}).get("choices") or []
+        if isinstance(choice, str)
     ]
 
 
@@ -97,6 +108,7 @@ class Counts:
     docs: Counter[str] = field(default_factory=Counter)
 
     def add(self, label: str, tokens: list[str], weight: int = 1) -> None:
+        """Count `tokens` as one document (or `weight` documents) of `label`."""
         counter = self.words.setdefault(label, Counter())
         counter.update({t: n * weight for t, n in Counter(tokens).items()})
         self.docs[label] += weight
@@ -115,6 +127,7 @@ class NaiveBayesSentiment(LabelStudioModel):
 
     @staticmethod
     def fit_counts(examples: dict[int, tuple[str, str]]) -> Counts:
+        """The seed lexicon, plus each example counted three times."""
         counts = Counts()
         for label, seed in SEED.items():
             counts.add(label, seed.split())
@@ -130,13 +143,14 @@ class NaiveBayesSentiment(LabelStudioModel):
         return [self.classify(task, target, counts) for task in tasks]
 
     def classify(self, task: Task, target: Target, counts: Counts) -> Prediction | None:
+        """The most likely choice for the task's text, scored by its posterior probability."""
         text = task.data.get(target.data_key)
         if not isinstance(text, str) or not target.labels:
             return None
         tokens = words(text)
         vocab = len({w for c in counts.words.values() for w in c}) or 1
         total_docs = sum(counts.docs.values()) or 1
-        scores = {}
+        scores: dict[str, float] = {}
         for label in target.labels:
             c = counts.words.get(label, Counter())
             size = sum(c.values())
@@ -146,31 +160,36 @@ class NaiveBayesSentiment(LabelStudioModel):
             )
         best = max(scores, key=lambda k: scores[k])
         top = max(scores.values())
-        norm = sum(math.exp(s - top) for s in scores.values())
-        confidence = 1.0 / norm
-        region = {
-            "from_name": target.from_name,
-            "to_name": target.to_name,
-            "type": "choices",
-            "value": {"choices": [best]},
-            "score": confidence,
-        }
-        return Prediction(result=[region], score=confidence)
+        confidence = 1.0 / sum(math.exp(s - top) for s in scores.values())
+        build = ResultBuilder(target.config)
+        build.choices(best, from_name=target.from_name, to_name=target.to_name, score=confidence)
+        return build.prediction(score=confidence)
 
     def fit(self, event: TrainingEvent) -> str | None:
         if not event.label_config:
             return None
         target = target_of(event.label_config)
+        # A caller without credentials wrote this payload (docs/auth.md): never train on it.
+        # Refit from Label Studio's own data instead when its API is configured.
+        refit = event.label_studio is not None and (
+            event.action == "START_TRAINING" or not event.authenticated
+        )
+        if not refit and not event.authenticated:
+            return None
         with self.lock:
-            if event.action == "START_TRAINING" and event.label_studio is not None:
-                examples = {}  # a full refit on everything annotated in Label Studio
-                tasks = list(event.annotated_tasks())
+            tasks: Iterable[dict[str, Any]]
+            if refit:  # a full refit on everything annotated, as Label Studio stores it
+                examples: dict[int, tuple[str, str]] = {}
+                tasks, carried = event.annotated_tasks(), []
             else:
                 examples = dict(self.examples)
-                tasks = event.tasks
+                tasks, carried = event.tasks, event.annotations
             for task in tasks:
-                task_id, text = task.get("id"), task.get("data", {}).get(target.data_key)
-                annotations = [*event.annotations, *task.get("annotations", [])]
+                if event.should_stop():  # cancelled: the result would be discarded
+                    return None
+                task_id, data = task.get("id"), task.get("data")
+                text = data.get(target.data_key) if isinstance(data, dict) else None
+                annotations = [*carried, *(task.get("annotations") or [])]
                 labels = chosen_labels(annotations, target.from_name, task_id)
                 if isinstance(task_id, int) and isinstance(text, str) and labels:
                     examples[task_id] = (text, labels[-1])
