@@ -16,6 +16,17 @@ from relaxml import LabelStudioModel, Settings, create_app
 from relaxml.logs import configure_logging
 
 FIXTURES = Path(__file__).parent / "fixtures"
+POST_ROUTES = (
+    "/setup",
+    "/predict",
+    "/webhook",
+    "/train",
+    "/job_status",
+    "/validate",
+    "/delete",
+    "/duplicate_model",
+)
+"""Every POST route but `/jobs/{id}/cancel`."""
 LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 

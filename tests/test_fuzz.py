@@ -42,6 +42,7 @@ from starlette.testclient import TestClient
 
 from relaxml import Context, LabelStudioModel, Settings, Task, TrainingEvent, create_app
 
+from .conftest import POST_ROUTES
 from .support.fake_label_studio import FakeLabelStudio
 
 KEY = "fuzz0ls0api0key0c0ffee0000000001"
@@ -67,16 +68,6 @@ FUZZ = settings(
     ],
 )
 
-POST_ROUTES = (
-    "/setup",
-    "/predict",
-    "/webhook",
-    "/train",
-    "/job_status",
-    "/validate",
-    "/delete",
-    "/duplicate_model",
-)
 GET_ROUTES = ("/", "/health", "/versions", "/jobs", "/metrics")
 
 

@@ -29,7 +29,7 @@ from relaxml.protocol import SetupRequest
 from relaxml.trainingstore import TrainingStore
 from relaxml.validation import Problem
 
-from .conftest import backend_of, wait_for
+from .conftest import POST_ROUTES, backend_of, wait_for
 from .support.httpfakes import FakeServer, Reply
 from .support.models import Echo, Trainable
 
@@ -39,16 +39,6 @@ CONFIG = (
     '<View><Text name="text" value="$text"/>'
     '<Choices name="sentiment" toName="text"><Choice value="positive"/></Choices></View>'
 )
-POST_ROUTES = [
-    "/setup",
-    "/predict",
-    "/webhook",
-    "/train",
-    "/job_status",
-    "/validate",
-    "/delete",
-    "/duplicate_model",
-]
 
 
 def tasks(*ids: int) -> list[dict[str, Any]]:
