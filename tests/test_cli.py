@@ -33,6 +33,8 @@ from relaxml.__about__ import __version__
 from relaxml.arenas import limit_malloc_arenas
 from relaxml.factory import app_from_env
 
+from .conftest import wait_for
+
 SQUIRREL = """\
 from relaxml import LabelStudioModel
 
@@ -517,6 +519,8 @@ def test_real_server_answers_health(model: str, tmp_path: Path, workers: int) ->
         assert health["status"] == "UP"
         assert health["v2"] is True
         assert health["model_class"] == "Squirrel"
+        # one worker may answer while the other still starts: stop them once both have started
+        wait_for(lambda: log_path.read_text().count("Application startup complete.") == workers)
         process.terminate()
         # uvicorn re-raises SIGTERM after a graceful shutdown; its worker supervisor exits 0.
         assert process.wait(timeout=15) in (0, -signal.SIGTERM)
