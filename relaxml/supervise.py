@@ -20,13 +20,13 @@ import errno
 import logging
 import math
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 
 from .errors import describe
+from .throttle import LogThrottle
 
 logger = logging.getLogger("relaxml")
 
@@ -68,7 +68,7 @@ class Supervisor:
         self.max_backoff = max_backoff
         self.log_every = log_every
         self.reason: str | None = None
-        self._logged: dict[tuple[str, str], float] = {}
+        self._logged = LogThrottle(log_every)
 
     @property
     def healthy(self) -> bool:
@@ -151,15 +151,11 @@ class Supervisor:
         return True
 
     def _log(self, name: str, exc: BaseException) -> None:
-        key = (name, type(exc).__qualname__)
-        now = time.monotonic()
-        last = self._logged.get(key)
-        if last is not None and now - last < self.log_every:
+        kind = f"{name}\n{type(exc).__qualname__}"
+        first = not self._logged.seen(kind)
+        if not self._logged.allow(kind):
             return
-        if len(self._logged) > 1000:
-            self._logged.clear()
-        self._logged[key] = now
-        if last is None:
+        if first:
             logger.error("%s failed; going on", name, exc_info=exc)
         else:
             logger.error("%s failed again; going on: %s", name, describe(exc))

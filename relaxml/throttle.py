@@ -29,6 +29,10 @@ class LogThrottle:
         self._clock = clock
         self._last: OrderedDict[str, float] = OrderedDict()
 
+    def seen(self, kind: str) -> bool:
+        """True when `kind` was allowed before (and is still remembered)."""
+        return kind in self._last
+
     def allow(self, kind: str) -> bool:
         """True when nothing of `kind` was logged in the last `interval` seconds."""
         now = self._clock()

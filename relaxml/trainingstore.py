@@ -24,6 +24,7 @@ from typing import Any
 
 from .protocol import ascii_int
 from .sqlite import Database
+from .throttle import LogThrottle
 
 logger = logging.getLogger("relaxml.training")
 
@@ -33,7 +34,6 @@ MAX_FINISHED_EVENTS = 100_000  # event records of claimed events kept, newest fi
 """Seconds the event records of a finished run are kept (for `/jobs/event-N`)."""
 
 _PRUNE_EVERY = 60.0
-_WARN_EVERY = 60.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS training_events (
@@ -106,7 +106,7 @@ class TrainingStore:
         self.max_events = max_events
         self.max_bytes = max_bytes
         self._pruned_at = -1e18
-        self._warned_at = -1e18
+        self._warnings = LogThrottle()  # the bounds warning, once a minute
 
     def close(self) -> None:
         """Close the database."""
@@ -131,8 +131,7 @@ class TrainingStore:
             return int(event_id or 0), dropped, _trim(db, self.max_bytes)
 
         event_id, dropped, trimmed = self._db.transaction(work)
-        if (dropped or trimmed) and time.monotonic() - self._warned_at > _WARN_EVERY:
-            self._warned_at = time.monotonic()
+        if (dropped or trimmed) and self._warnings.allow("bounded"):
             logger.warning(
                 "training events bounded: dropped %d of project %s beyond "
                 "RELAXML_MAX_QUEUED_EVENTS=%d, trimmed %d payloads beyond "
