@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 
 from .client import LabelStudioClient, LabelStudioError
+from .lru import LRU
 from .redaction import remember
 
 logger = logging.getLogger("relaxml")
@@ -45,11 +45,9 @@ class ClientPool:
         remember(api_key, pinned=True)
         self._url = url
         self._api_key = api_key
-        self._max_clients = max_clients
-        self._max_checks = max_checks
-        self._clients: OrderedDict[tuple[str, str | None], LabelStudioClient] = OrderedDict()
-        self._checked: OrderedDict[tuple[str, str | None, int | None], tuple[float, str | None]]
-        self._checked = OrderedDict()
+        self._clients: LRU[tuple[str, str | None], LabelStudioClient] = LRU(max_clients)
+        self._checked: LRU[tuple[str, str | None, int | None], tuple[float, str | None]]
+        self._checked = LRU(max_checks)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -65,11 +63,9 @@ class ClientPool:
         if not url:
             raise LabelStudioError(_NO_URL)
         key = self._api_key or access_token or None
-        evicted: LabelStudioClient | None = None
         with self._lock:
             client = self._clients.get((url, key))
             if client is not None:
-                self._clients.move_to_end((url, key))
                 return client
             try:
                 client = LabelStudioClient(url, key)
@@ -79,11 +75,9 @@ class ClientPool:
                     f"cannot use Label Studio URL {shown}: {exc} (set LABEL_STUDIO_URL, or check "
                     "the project's Label Studio host)"
                 ) from None
-            self._clients[(url, key)] = client
-            if len(self._clients) > self._max_clients:
-                _, evicted = self._clients.popitem(last=False)
-        if evicted is not None:
-            evicted.close()
+            evicted = self._clients.put((url, key), client)
+        for old in evicted:
+            old.close()
         return client
 
     def known_problem(
@@ -95,7 +89,7 @@ class ClientPool:
             return True, _NO_URL
         key = (url.rstrip("/") + "/", self._api_key or access_token or None, project_id)
         with self._lock:
-            known = self._checked.get(key)
+            known = self._checked.get(key, touch=False)
         if known is not None and time.monotonic() - known[0] < VERIFY_TTL:
             return True, known[1]
         return False, None
@@ -113,7 +107,7 @@ class ClientPool:
             return str(exc)
         cache_key = (client.url, client.api_key, project_id)
         with self._lock:
-            known = self._checked.get(cache_key)
+            known = self._checked.get(cache_key, touch=False)
         if known is not None and time.monotonic() - known[0] < VERIFY_TTL:
             return known[1]
         path = f"api/projects/{project_id}/" if project_id else "api/current-user/whoami"
@@ -124,16 +118,12 @@ class ClientPool:
             problem = str(exc)
             logger.warning("Label Studio API unavailable for background delivery: %s", exc)
         with self._lock:
-            self._checked[cache_key] = (time.monotonic(), problem)
-            self._checked.move_to_end(cache_key)
-            while len(self._checked) > self._max_checks:
-                self._checked.popitem(last=False)
+            self._checked.put(cache_key, (time.monotonic(), problem))
         return problem
 
     def close(self) -> None:
         """Close every client's connections."""
         with self._lock:
-            clients = list(self._clients.values())
-            self._clients.clear()
+            clients = self._clients.clear()
         for client in clients:
             client.close()

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import sqlite3
-from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from .events import (
 )
 from .keeper import ModelKeeper
 from .leader import LeaderLock
+from .lru import LRU
 from .media import MediaFetcher
 from .metrics import Metrics
 from .model import LabelStudioModel
@@ -98,7 +98,7 @@ class Backend:
         except sqlite3.DatabaseError as exc:
             raise DataDirError(f"database {database} cannot be used ({exc})") from None
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
-        self._media: OrderedDict[tuple[str | None, str | None], MediaFetcher] = OrderedDict()
+        self._media: LRU[tuple[str | None, str | None], MediaFetcher] = LRU(MAX_FETCHERS)
         self.leader = LeaderLock(self.data_dir.path / "leader.lock")
         self.background = BackgroundPredictions(
             settings=settings,
@@ -315,14 +315,13 @@ class Backend:
         key = (project.hostname, project.access_token)
         fetcher = self._media.get(key)
         if fetcher is not None:
-            self._media.move_to_end(key)
             return fetcher
         try:
             client: LabelStudioClient | None = self.clients.get(*key)
         except (LabelStudioError, ValueError):  # no URL, or an unusable one
             client = None
         root = self.settings.local_files_root
-        fetcher = self._media[key] = MediaFetcher(
+        fetcher = MediaFetcher(
             client,
             Path(self.settings.data_dir) / "media",
             max_bytes=self.settings.media_max_bytes,
@@ -330,8 +329,7 @@ class Backend:
             local_files_root=Path(root) if root else None,
             deadline=self.settings.media_deadline,
         )
-        while len(self._media) > MAX_FETCHERS:
-            _, evicted = self._media.popitem(last=False)
+        for evicted in self._media.put(key, fetcher):
             evicted.close()  # a download still using it reconnects
         return fetcher
 

@@ -13,10 +13,10 @@ being labeled, e.g. `Image`); `Label` and `Choice` tags inside a control are its
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from types import MappingProxyType
 
+from .lru import LRU
 from .tags import ControlTag, Label, ObjectTag
 from .xmltree import Element, LabelConfigError, parse_xml
 
@@ -158,34 +158,29 @@ class _ParseCache:
     """Parsed configs by source, bounded by count and estimated memory. Thread-safe."""
 
     def __init__(self, size: int, budget: int) -> None:
-        self.size = size
         self.budget = budget
-        self.held = 0
-        self._entries: OrderedDict[str, LabelConfig] = OrderedDict()
+        self._entries: LRU[str, LabelConfig] = LRU(
+            size, budget, lambda xml, _: len(xml) * BYTES_PER_CHAR
+        )
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def held(self) -> int:
+        """The estimated memory of the parsed configs kept."""
+        return self._entries.held
+
     def get(self, xml: str) -> LabelConfig | None:
         with self._lock:
-            found = self._entries.get(xml)
-            if found is not None:
-                self._entries.move_to_end(xml)
-            return found
+            return self._entries.get(xml)
 
     def put(self, xml: str, config: LabelConfig) -> None:
-        cost = len(xml) * BYTES_PER_CHAR
-        if cost > self.budget // 2:
+        if len(xml) * BYTES_PER_CHAR > self.budget // 2:
             return
         with self._lock:
-            if xml in self._entries:
-                return
-            self._entries[xml] = config
-            self.held += cost
-            while len(self._entries) > self.size or self.held > self.budget:
-                old, _ = self._entries.popitem(last=False)
-                self.held -= len(old) * BYTES_PER_CHAR
+            self._entries.put(xml, config)
 
 
 _cache = _ParseCache(CACHE_SIZE, CACHE_BYTES)

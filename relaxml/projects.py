@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .lru import LRU
 from .protocol import PredictRequest, SetupRequest, project_id_of
 
 MAX_KEPT_CONFIG = 5_000_000
@@ -50,18 +50,13 @@ class ProjectRegistry:
     def __init__(self, max_projects: int = 1000, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_projects = max_projects
         self.max_bytes = max_bytes
-        self._projects: OrderedDict[str, Project] = OrderedDict()
-        self._sizes: dict[str, int] = {}
-        self._bytes = 0
+        self._projects: LRU[str, Project] = LRU(max_projects, max_bytes, lambda _, p: _size(p))
         self._lock = threading.Lock()
 
     def get(self, uid: str) -> Project | None:
         """The project with this uid, if known."""
         with self._lock:
-            project = self._projects.get(uid)
-            if project is not None:
-                self._projects.move_to_end(uid)
-            return project
+            return self._projects.get(uid)
 
     def all(self) -> list[Project]:
         """Every known project."""
@@ -74,7 +69,7 @@ class ProjectRegistry:
     @property
     def size(self) -> int:
         """The characters held by the known projects' configs, hosts, tokens and params."""
-        return self._bytes
+        return self._projects.held
 
     def update_from_setup(self, request: SetupRequest) -> tuple[Project, bool]:
         """Record a `/setup` call; return the project and whether it is new or changed."""
@@ -88,7 +83,7 @@ class ProjectRegistry:
         )
         with self._lock:
             known = self._projects.get(fresh.uid)
-            self._put(fresh)
+            self._projects.put(fresh.uid, fresh)
         return fresh, known != fresh
 
     def for_predict(self, request: PredictRequest) -> Project:
@@ -103,12 +98,10 @@ class ProjectRegistry:
             known = self._projects.get(uid)
             if known is None:
                 known = Project(uid=uid, id=project_id_of(uid), label_config=config)
-                self._put(known)
+                self._projects.put(uid, known)
             elif config and config != known.label_config:
                 known = replace(known, label_config=config)
-                self._put(known)
-            else:
-                self._projects.move_to_end(uid)
+                self._projects.put(uid, known)
         if request.label_config and known.label_config != request.label_config:
             known = replace(known, label_config=request.label_config)  # this call only
         return known
@@ -119,12 +112,14 @@ class ProjectRegistry:
         with self._lock:
             for project in list(self._projects.values()):
                 if project.id == project_id:
-                    self._put(replace(project, label_config=config), touch=False)
+                    self._projects.put(
+                        project.uid, replace(project, label_config=config), touch=False
+                    )
 
     def forget(self, uid: str) -> bool:
         """Drop a project (the `/delete` route); return whether it was known."""
         with self._lock:
-            return self._drop(uid)
+            return self._projects.pop(uid) is not None
 
     def copy(self, source: str, target: str) -> bool:
         """Copy a project's state to another uid (the `/duplicate_model` route)."""
@@ -132,27 +127,8 @@ class ProjectRegistry:
             known = self._projects.get(source)
             if known is None:
                 return False
-            self._put(replace(known, uid=target, id=project_id_of(target)))
+            self._projects.put(target, replace(known, uid=target, id=project_id_of(target)))
             return True
-
-    def _put(self, project: Project, *, touch: bool = True) -> None:
-        """Store `project` (lock held), then forget the least recently used beyond the bounds."""
-        self._bytes -= self._sizes.pop(project.uid, 0)
-        self._projects[project.uid] = project  # a known uid keeps its place in the order
-        if touch:
-            self._projects.move_to_end(project.uid)
-        self._sizes[project.uid] = _size(project)
-        self._bytes += self._sizes[project.uid]
-        while self._projects and (
-            len(self._projects) > self.max_projects or self._bytes > self.max_bytes
-        ):
-            self._drop(next(iter(self._projects)))
-
-    def _drop(self, uid: str) -> bool:
-        if self._projects.pop(uid, None) is None:
-            return False
-        self._bytes -= self._sizes.pop(uid, 0)
-        return True
 
 
 def _kept(label_config: str | None) -> str | None:
