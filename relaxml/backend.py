@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from .model import LabelStudioModel
 from .outbox import Outbox
 from .prediction import Entry, json_safe, normalize
 from .projects import Project, ProjectRegistry
-from .protocol import Task, is_http_url, parse_predict, parse_setup
+from .protocol import Task, parse_predict, parse_setup
 from .scheduler import Scheduler, chunked
 from .settings import Settings
 from .sqlite import FILENAME
@@ -178,7 +177,7 @@ class Backend:
             client = self.clients.get(
                 project.hostname if project else None, project.access_token if project else None
             )
-        except (LabelStudioError, ValueError) as exc:  # no URL, or an unusable one
+        except LabelStudioError as exc:  # no URL, or an unusable one
             logger.warning("training without a Label Studio client: %s", describe(exc))
             client = None
         last = self.training_store.last_success(event.project_key)
@@ -237,8 +236,6 @@ class Backend:
         """`POST /predict`: one entry per task, in order, or a background job."""
         request = parse_predict(body)
         project = self.projects.for_predict(request)
-        if project.hostname and not is_http_url(project.hostname):
-            project = replace(project, hostname=None)  # never from /setup, which refuses it
         context = Context(
             project=project,
             label_config=request.label_config or project.label_config,
@@ -318,7 +315,7 @@ class Backend:
             return fetcher
         try:
             client: LabelStudioClient | None = self.clients.get(*key)
-        except (LabelStudioError, ValueError):  # no URL, or an unusable one
+        except LabelStudioError:  # no URL, or an unusable one
             client = None
         root = self.settings.local_files_root
         fetcher = MediaFetcher(

@@ -139,11 +139,6 @@ class Deliverer:
                 self._post(client, job, items)
                 self.outbox.delivered(job.id, [i.task_id for i in items])
                 self._metrics.inc("relaxml_deliveries_total", len(items), outcome="ok")
-        except ValueError as exc:  # a stored URL that Label Studio can never be reached at
-            ids = [i.task_id for i in items]
-            self.outbox.give_up(job.id, ids, str(exc))
-            self._metrics.inc("relaxml_deliveries_total", len(ids), outcome="failed")
-            logger.warning("job %s: cannot deliver %d predictions: %s", job.id, len(ids), exc)
         except LabelStudioError as exc:
             if exc.status_code in PERMANENT and len(items) > 1:
                 for item in items:  # find the ones Label Studio refuses, deliver the rest

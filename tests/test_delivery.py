@@ -237,3 +237,27 @@ def test_metrics_are_prometheus_text(serve):
     assert 'relaxml_tasks_predicted_total{mode="inline"} 1' in text
     assert 'relaxml_outbox_items{state="queued"} 0' in text
     assert 'relaxml_model_info{model="Echo",version="echo-1"} 1' in text
+
+
+def test_a_job_stored_with_an_unusable_url_waits_then_goes_with_label_studio_url(
+    serve, fake, tmp_path
+):
+    data_dir = str(tmp_path / "data")
+    first = serve(Background, data_dir=data_dir)
+    job = first.post("/predict", json=tasks(1, 2)).json()["job"]  # no /setup: no URL known
+    first.__exit__(None, None, None)
+    db = sqlite3.connect(Path(data_dir) / "relaxml.sqlite3")
+    db.execute("UPDATE jobs SET hostname = 'ls.example:8080'")  # stored by an older version
+    db.commit()
+    db.close()
+
+    second = serve(Background, data_dir=data_dir)
+    time.sleep(1.0)
+    assert job_of(second, job)["failed"] == 0  # waiting, not given up
+    second.__exit__(None, None, None)
+
+    third = serve(
+        Background, data_dir=data_dir, label_studio_url=fake.url, label_studio_api_key=fake.token
+    )
+    wait_for(lambda: job_of(third, job)["state"] == "done", timeout=20)
+    assert fake.by_task() == {1: 1, 2: 1}
