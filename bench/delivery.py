@@ -29,9 +29,7 @@ Without a Label Studio install, quick mode reports "not measured"; a full run in
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import fcntl
 import http.client
 import json
 import os
@@ -41,7 +39,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +138,7 @@ def _template(executable: Path) -> Path:
     if (template / "token").is_file():
         return template
     cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / (template.name + ".lock")):
+    with labelstudio.exclusive_lock(cache / (template.name + ".lock")):
         if (template / "token").is_file():
             return template
         building = cache / f"{template.name}.{os.getpid()}"
@@ -154,16 +152,6 @@ def _template(executable: Path) -> Path:
         shutil.rmtree(template, ignore_errors=True)
         building.rename(template)
     return template
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _project(ls: LabelStudio, title: str, count: int) -> tuple[int, list[int], float]:

@@ -67,7 +67,7 @@ def find_or_install_label_studio(progress: Callable[[str], None] = logger.info) 
     if executable.exists():
         return executable
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(venv.with_name(venv.name + ".lock")):
+    with exclusive_lock(venv.with_name(venv.name + ".lock")):
         if not executable.exists():
             _install(venv, progress)
     if not executable.exists():
@@ -76,7 +76,7 @@ def find_or_install_label_studio(progress: Callable[[str], None] = logger.info) 
 
 
 @contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive `flock` on `path` for the duration of the block."""
     with path.open("w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
