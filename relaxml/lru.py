@@ -1,5 +1,5 @@
-"""`LRU`: the one bounded cache behind relaxml's caches of projects, parsed configs, clients
-and media fetchers.
+"""`LRU`: the one bounded cache behind relaxml's projects, parsed configs, Label Studio
+clients, media fetchers, remembered secrets and log throttling.
 
 Entries are dropped least recently used first once there are more than `size` of them, or
 once their costs (e.g. bytes) add up to more than `budget`. Not thread-safe: its owner locks.
@@ -72,6 +72,10 @@ class LRU(Generic[K, V]):
             return None
         self.held -= found[1]
         return found[0]
+
+    def keys(self) -> list[K]:
+        """Every key, least recently used first."""
+        return list(self._entries)
 
     def values(self) -> list[V]:
         """Every value, least recently used first."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
+
+from .lru import LRU
 
 REDACTED = "[redacted]"
 MIN_SECRET = 6  # shorter values are not remembered: they would redact common words
@@ -51,7 +52,7 @@ class _Secrets:
 
     def __init__(self) -> None:
         self._pinned: set[str] = set()
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent: LRU[str, bool] = LRU(MAX_SECRETS)
         self._lock = threading.Lock()
         self.snapshot: tuple[str, ...] = ()  # longest first, read without the lock
 
@@ -61,15 +62,12 @@ class _Secrets:
                 return
             if pinned:
                 self._pinned.add(value)
-                self._recent.pop(value, None)
-            elif value in self._recent:
-                self._recent.move_to_end(value)
+                self._recent.pop(value)
+            elif self._recent.get(value):
                 return
             else:
-                self._recent[value] = None
-                while len(self._recent) > MAX_SECRETS:
-                    self._recent.popitem(last=False)
-            values = self._pinned.union(self._recent)
+                self._recent.put(value, True)
+            values = self._pinned.union(self._recent.keys())
             self.snapshot = tuple(sorted(values, key=len, reverse=True))
 
     def clear(self) -> None:

@@ -7,8 +7,9 @@ kind says why without flooding the log.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
+
+from .lru import LRU
 
 INTERVAL = 60.0
 MAX_KINDS = 256
@@ -27,20 +28,17 @@ class LogThrottle:
         self.interval = interval
         self.max_kinds = max_kinds
         self._clock = clock
-        self._last: OrderedDict[str, float] = OrderedDict()
+        self._last: LRU[str, float] = LRU(max_kinds)
 
     def seen(self, kind: str) -> bool:
         """True when `kind` was allowed before (and is still remembered)."""
-        return kind in self._last
+        return self._last.get(kind, touch=False) is not None
 
     def allow(self, kind: str) -> bool:
         """True when nothing of `kind` was logged in the last `interval` seconds."""
         now = self._clock()
-        last = self._last.get(kind)
+        last = self._last.get(kind, touch=False)
         if last is not None and now - last < self.interval:
             return False
-        self._last[kind] = now
-        self._last.move_to_end(kind)
-        while len(self._last) > self.max_kinds:
-            self._last.popitem(last=False)
+        self._last.put(kind, now)
         return True
