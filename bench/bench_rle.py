@@ -1,4 +1,4 @@
-"""Brush RLE speed: relaxml.rle against Label Studio's own converter, on 4K masks.
+"""Brush RLE speed: relaxml.labels.rle against Label Studio's own converter, on 4K masks.
 
     python bench/bench_rle.py            # 3840x2160 masks, best of 5
     python bench/bench_rle.py --quick    # 640x360 masks, best of 2, nothing written
@@ -30,7 +30,7 @@ import numpy as np
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from relaxml.rle import mask_to_rle, rle_to_array  # noqa: E402
+from relaxml.labels.rle import mask_to_rle, rle_to_array  # noqa: E402
 
 RESULTS = BENCH_DIR / "results"
 
@@ -137,7 +137,7 @@ def measure(name: str, mask: np.ndarray, repeats: int) -> dict[str, Any]:
 
 def markdown(document: dict[str, Any]) -> str:
     lines = [
-        "# Brush RLE: relaxml.rle vs label_studio_sdk.converter.brush",
+        "# Brush RLE: relaxml.labels.rle vs label_studio_sdk.converter.brush",
         "",
         f"{document['when']}, {document['machine']}; the reference ran with "
         f"{document['rows'][0]['reference_env']}. Best of {document['repeats']}. "

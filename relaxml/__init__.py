@@ -12,18 +12,18 @@ from .__about__ import __version__
 from .context import Context
 from .errors import HTTPError
 from .events import TrainingEvent
-from .labelconfig import LabelConfig, LabelConfigError, parse_label_config
+from .labels.labelconfig import LabelConfig, LabelConfigError, parse_label_config
+from .labels.results import ResultBuilder, ResultError, UnknownLabelError
+from .labels.tags import ControlTag, Label, ObjectTag
+from .labels.validation import Problem, check_prediction
 from .model import LabelStudioModel
 from .prediction import Prediction
 from .projects import Project
 from .protocol import Task
-from .results import ResultBuilder, ResultError, UnknownLabelError
 from .settings import Settings
-from .tags import ControlTag, Label, ObjectTag
-from .validation import Problem, check_prediction
 
 if TYPE_CHECKING:
-    from .app import create_app
+    from ._server.app import create_app
 
 __all__ = [
     "Context",
@@ -54,7 +54,7 @@ def __getattr__(name: str) -> Any:
     # The server is imported on first use: `import relaxml` and a model class load no
     # Starlette, anyio or uvicorn, so another engine (a batch job, Ray) can run the model.
     if name == "create_app":
-        from .app import create_app
+        from ._server.app import create_app
 
         return create_app
     raise AttributeError(f"module 'relaxml' has no attribute {name!r}")

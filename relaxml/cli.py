@@ -10,15 +10,15 @@ import click
 import uvicorn
 
 from .__about__ import __version__
-from .app import create_app
-from .arenas import limit_malloc_arenas
-from .datadir import DataDirError, model_identity, prepare
-from .loader import LoadError, load_model_class
-from .logs import configure_logging
+from ._datadir.layout import DataDirError, model_identity, prepare
+from ._datadir.sqlite import FILENAME
+from ._server.app import create_app
+from ._server.arenas import limit_malloc_arenas
+from ._server.loader import LoadError, load_model_class
+from ._server.logs import configure_logging
+from ._training.versions import VersionStore
 from .model import check_attributes
 from .settings import Settings
-from .sqlite import FILENAME
-from .versions import VersionStore
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -175,7 +175,7 @@ def serve(
     if workers == 1 and not reload:
         uvicorn.run(create_app(model_class, settings), **options)  # type: ignore[arg-type]
         return
-    # Worker processes rebuild the app from the environment (relaxml.factory).
+    # Worker processes rebuild the app from the environment (relaxml._server.factory).
     os.environ.update(
         RELAXML_TARGET=target,
         RELAXML_APP_DIR=str(Path(app_dir).resolve()),
@@ -193,7 +193,7 @@ def serve(
     module_part = target.rpartition(":")[0] if ":" in target else target
     source = Path(module_part).resolve().parent if module_part.endswith(".py") else Path(app_dir)
     uvicorn.run(
-        "relaxml.factory:app_from_env",
+        "relaxml._server.factory:app_from_env",
         factory=True,
         workers=workers,
         reload=reload,

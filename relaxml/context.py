@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .prediction import Entry
 from .projects import Project
 from .protocol import Task
 
 if TYPE_CHECKING:
-    from .media import MediaFetcher
+    from .labelstudio.media import MediaFetcher
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,8 @@ class Context:
         """The local file a task-data value points to (`/data/upload/…`, local files, `s3://…`,
         plain URLs), downloaded through the cache when needed. Blocking.
 
-        Pass the task (or its id) for cloud-storage URIs. Raises `relaxml.media.MediaError`
-        with what to fix when the file cannot be had.
+        Pass the task (or its id) for cloud-storage URIs. Raises
+        `relaxml.labelstudio.MediaError` with what to fix when the file cannot be had.
         """
         if self.media is None:
             raise RuntimeError("no media fetcher: local_path works while relaxml serves the model")
@@ -47,3 +49,8 @@ class Context:
     def is_interactive(self) -> bool:
         """True when an annotator is waiting on this call with a smart tool."""
         return self.interactive is not None
+
+
+RunModel = Callable[[list[Task], Context], Awaitable[list[Entry]]]
+"""How relaxml calls a model: tasks and their context in, one entry per task out (through the
+scheduler, the micro-batcher or a background job)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .redaction import redact
+from ._redaction import redact
 
 CODES = {  # the error code of each status relaxml answers with
     400: "bad_request",

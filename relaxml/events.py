@@ -12,10 +12,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .client import LabelStudioClient, LabelStudioError
 from .errors import BadRequest
+from .labelstudio._trainingdata import annotated_tasks
+from .labelstudio.client import LabelStudioClient, LabelStudioError
 from .protocol import is_int64, project_id_of
-from .trainingdata import annotated_tasks
 
 START_TRAINING = "START_TRAINING"
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .lru import LRU
+from ._lru import LRU
 from .protocol import PredictRequest, SetupRequest, project_id_of
 
 MAX_KEPT_CONFIG = 5_000_000

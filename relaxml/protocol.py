@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
+from ._redaction import remember, remember_params
 from .errors import BadRequest
-from .redaction import remember, remember_params
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

@@ -1,4 +1,4 @@
-"""The `relaxml` command line, `relaxml.factory` and `python -m relaxml`.
+"""The `relaxml` command line, `relaxml._server.factory` and `python -m relaxml`.
 
 In-process tests replace `uvicorn.run` with a recorder; the last tests start real servers.
 """
@@ -30,8 +30,8 @@ from starlette.testclient import TestClient
 
 from relaxml import cli
 from relaxml.__about__ import __version__
-from relaxml.arenas import limit_malloc_arenas
-from relaxml.factory import app_from_env
+from relaxml._server.arenas import limit_malloc_arenas
+from relaxml._server.factory import app_from_env
 
 from .conftest import wait_for
 
@@ -335,13 +335,13 @@ def test_serve_with_workers_hands_uvicorn_an_import_string(
 
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = served
-    assert args == ("relaxml.factory:app_from_env",)
+    assert args == ("relaxml._server.factory:app_from_env",)
     assert kwargs["factory"] is True
     assert kwargs["workers"] == 2
     assert kwargs["reload"] is False
     assert kwargs["reload_dirs"] is None
     assert (kwargs["host"], kwargs["port"], kwargs["log_config"]) == ("0.0.0.0", 9090, None)
-    # Each worker process rebuilds the app from these (relaxml.factory).
+    # Each worker process rebuilds the app from these (relaxml._server.factory).
     assert os.environ["RELAXML_TARGET"] == f"{model}:Squirrel"
     assert os.environ["RELAXML_APP_DIR"] == str(tmp_path.resolve())
     assert os.environ["RELAXML_LOG_LEVEL"] == "warning"
@@ -362,7 +362,7 @@ def test_serve_with_reload_watches_the_model_folder(
 
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = served
-    assert args == ("relaxml.factory:app_from_env",)
+    assert args == ("relaxml._server.factory:app_from_env",)
     assert (kwargs["reload"], kwargs["workers"]) == (True, 1)
     assert kwargs["reload_dirs"] == [str(app_dir.resolve())]
 
@@ -421,7 +421,7 @@ def test_command_line_beats_environment(
     assert kwargs["port"] == 9292
 
 
-# relaxml.factory: how worker processes build the app
+# relaxml._server.factory: how worker processes build the app
 
 
 @pytest.mark.parametrize("as_file", [False, True], ids=["module", "file"])

@@ -9,7 +9,13 @@ from contextlib import closing
 
 import pytest
 
-from relaxml.client import LabelStudioClient, LabelStudioError, is_jwt, jwt_expiry, origin
+from relaxml.labelstudio.client import (
+    LabelStudioClient,
+    LabelStudioError,
+    is_jwt,
+    jwt_expiry,
+    origin,
+)
 
 from .support.httpfakes import FakeServer, Handler, Reply, Seen, make_jwt
 

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from relaxml import Context, LabelStudioModel, Prediction, Task, TrainingEvent, cli, create_app
-from relaxml.datadir import IDENTITY_FILE, DataDirError
-from relaxml.sqlite import FILENAME
+from relaxml._datadir.layout import IDENTITY_FILE, DataDirError
+from relaxml._datadir.sqlite import FILENAME
 
 from .conftest import first, wait_for
 from .support.models import Echo, Trainable, choice

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from relaxml import TrainingEvent
+from relaxml._server.loader import load_model_class
 from relaxml.events import RunControl
-from relaxml.loader import load_model_class
 
 from .conftest import wait_for
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from relaxml.geometry import (
+from relaxml.labels.geometry import (
     GeometryError,
     box_to_percent,
     ellipse_to_percent,

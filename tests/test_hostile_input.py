@@ -19,15 +19,16 @@ import anyio
 import pytest
 import uvicorn
 
-from relaxml import Context, LabelStudioModel, Settings, Task, create_app, labelconfig
-from relaxml.batching import MicroBatcher
-from relaxml.checks import KEY_CHARS, MAX_REMEMBERED, ConfigCheck
-from relaxml.client import LabelStudioClient
-from relaxml.media import MediaError, MediaFetcher
+from relaxml import Context, LabelStudioModel, Settings, Task, create_app
+from relaxml._server.batching import MicroBatcher
+from relaxml._server.outputcheck import KEY_CHARS, MAX_REMEMBERED, OutputCheck
+from relaxml._training.store import TrainingStore
+from relaxml.labels import labelconfig
+from relaxml.labels.validation import Problem
+from relaxml.labelstudio.client import LabelStudioClient
+from relaxml.labelstudio.media import MediaError, MediaFetcher
 from relaxml.projects import Project, ProjectRegistry
 from relaxml.protocol import SetupRequest
-from relaxml.trainingstore import TrainingStore
-from relaxml.validation import Problem
 
 from .conftest import POST_ROUTES, backend_of, wait_for
 from .support.httpfakes import FakeServer, Reply
@@ -544,7 +545,7 @@ def test_media_fetchers_are_bounded_and_evicted_ones_closed(serve):
 
 
 def test_remembered_check_problems_are_bounded_by_count_and_length(caplog):
-    check = ConfigCheck("warn", "M.predict")
+    check = OutputCheck("warn", "M.predict")
     task = Task(1, {})
     for i in range(MAX_REMEMBERED + 500):
         check._report(task, [Problem("unknown-label", f"label {i} {'x' * 1000}")])
@@ -553,7 +554,7 @@ def test_remembered_check_problems_are_bounded_by_count_and_length(caplog):
 
 
 def test_open_micro_batches_are_bounded(monkeypatch):
-    monkeypatch.setattr("relaxml.batching.MAX_OPEN", 4)
+    monkeypatch.setattr("relaxml._server.batching.MAX_OPEN", 4)
     direct: list[str] = []
 
     async def run(batch: list[Task], context: Context) -> list[Any]:

@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from relaxml import Context, LabelStudioModel, Prediction, Settings, Task, cli
-from relaxml.access import ClientPool
-from relaxml.auth import BasicAuthMiddleware
-from relaxml.client import LabelStudioClient, LabelStudioError
+from relaxml._metrics import MAX_SERIES, Metrics
+from relaxml._redaction import REDACTED, escape, redact, remember
+from relaxml._server.auth import BasicAuthMiddleware
 from relaxml.errors import HTTPError, describe
-from relaxml.media import MediaError
-from relaxml.metrics import MAX_SERIES, Metrics
-from relaxml.redaction import REDACTED, escape, redact, remember
+from relaxml.labelstudio._pool import ClientPool
+from relaxml.labelstudio.client import LabelStudioClient, LabelStudioError
+from relaxml.labelstudio.media import MediaError
 
 from .conftest import wait_for
 from .support.fake_label_studio import FakeLabelStudio

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from relaxml.labelconfig import LabelConfig, LabelConfigError, UnknownTagError, parse_label_config
-from relaxml.xmltree import MAX_CONFIG_CHARS, MAX_DEPTH
+from relaxml.labels._xmltree import MAX_CONFIG_CHARS, MAX_DEPTH
+from relaxml.labels.labelconfig import (
+    LabelConfig,
+    LabelConfigError,
+    UnknownTagError,
+    parse_label_config,
+)
 
 CONFIGS = Path(__file__).parent / "fixtures" / "label_configs"
 TEMPLATES = sorted(CONFIGS.glob("*.xml"))

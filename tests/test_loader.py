@@ -1,4 +1,4 @@
-"""`relaxml.loader.load_model_class`, on small model modules written to `tmp_path`.
+"""`relaxml._server.loader.load_model_class`, on small model modules written to `tmp_path`.
 
 Every module gets a unique name, and the `workspace` fixture removes the modules it created from
 `sys.modules` (and undoes the loader's `sys.path` changes) afterwards, so tests are independent.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from relaxml import LabelStudioModel
-from relaxml.loader import LoadError, load_model_class
+from relaxml._server.loader import LoadError, load_model_class
 
 SQUIRREL = """
 from relaxml import LabelStudioModel

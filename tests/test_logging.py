@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from relaxml import Context, LabelStudioModel, Task
-from relaxml.logs import configure_logging, redact
+from relaxml._server.logs import configure_logging, redact
 
 from .conftest import LOGGERS, first
 from .support.models import Trainable

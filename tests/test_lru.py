@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relaxml.lru import LRU
+from relaxml._lru import LRU
 
 
 def test_the_least_recently_used_goes_first_beyond_the_count():

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from relaxml.client import LabelStudioClient
-from relaxml.media import MediaError, MediaFetcher
-from relaxml.mediaurls import redact_url, resolve_url
+from relaxml.labelstudio._urls import redact_url, resolve_url
+from relaxml.labelstudio.client import LabelStudioClient
+from relaxml.labelstudio.media import MediaError, MediaFetcher
 
 from .support.httpfakes import FakeServer, Reply, Seen, make_jwt
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relaxml.metrics import Metrics
+from relaxml._metrics import Metrics
 
 
 def test_histogram_buckets_are_cumulative():

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from relaxml import Context, LabelStudioModel, Prediction, Task
+from relaxml._throttle import LogThrottle
+from relaxml.labels.results import ResultBuilder, ResultError
 from relaxml.prediction import json_safe, normalize, plain_number, real_number
-from relaxml.results import ResultBuilder, ResultError
-from relaxml.throttle import LogThrottle
 
 from .conftest import wait_for
 from .support.fake_label_studio import FakeLabelStudio
@@ -58,7 +58,9 @@ def output_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "relaxml" and r.levelno >= logging.WARNING and "Squirrel" in r.getMessage()
+        if r.name.startswith("relaxml.")
+        and r.levelno >= logging.WARNING
+        and "Squirrel" in r.getMessage()
     ]
 
 

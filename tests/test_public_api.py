@@ -78,9 +78,95 @@ def test_importing_relaxml_and_a_model_loads_no_server(tmp_path):
 
 def test_create_app_is_there_on_first_use():
     from relaxml import create_app
-    from relaxml.app import create_app as the_factory
+    from relaxml._server.app import create_app as the_factory
 
     assert create_app is the_factory
     assert relaxml.create_app is the_factory
     with pytest.raises(AttributeError, match="no attribute 'serve'"):
         relaxml.serve  # noqa: B018
+
+
+def test_labels_all_is_pinned():
+    import relaxml.labels
+
+    assert relaxml.labels.__all__ == [
+        "ControlTag",
+        "GeometryError",
+        "Label",
+        "LabelConfig",
+        "LabelConfigError",
+        "ObjectTag",
+        "Problem",
+        "RLEError",
+        "ResultBuilder",
+        "ResultError",
+        "UnknownLabelError",
+        "UnknownTagError",
+        "box_to_percent",
+        "check_prediction",
+        "check_result",
+        "decode_rle",
+        "ellipse_to_percent",
+        "encode_rle",
+        "mask_to_rle",
+        "match_label",
+        "parse_label_config",
+        "percent_to_box",
+        "point_to_percent",
+        "rle_length",
+        "rle_to_array",
+        "rle_to_mask",
+    ]
+
+
+def test_labelstudio_all_is_pinned():
+    import relaxml.labelstudio
+
+    assert relaxml.labelstudio.__all__ == [
+        "LabelStudioClient",
+        "LabelStudioError",
+        "MediaError",
+        "MediaFetcher",
+    ]
+
+
+@pytest.mark.parametrize("package", ["relaxml.labels", "relaxml.labelstudio"])
+def test_public_package_names_exist_and_are_documented(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__doc__
+    for name in module.__all__:
+        assert getattr(module, name).__doc__, f"{package}.{name} has no docstring"
+
+
+def test_the_top_level_names_are_the_packages_names():
+    import relaxml.labels
+
+    for name in set(relaxml.__all__) & set(relaxml.labels.__all__):
+        assert getattr(relaxml, name) is getattr(relaxml.labels, name)
+
+
+def test_only_public_modules_and_packages_lack_an_underscore():
+    """Everything else under relaxml/ is private: `_server`, `_delivery`, `_training`, ..."""
+    from pathlib import Path
+
+    root = Path(relaxml.__file__).parent
+    public = sorted(
+        p.name
+        for p in root.iterdir()
+        if not p.name.startswith("_") and (p.suffix == ".py" or p.is_dir()) and p.name != "py.typed"
+    )
+    assert public == [
+        "cli.py",
+        "context.py",
+        "errors.py",
+        "events.py",
+        "labels",
+        "labelstudio",
+        "model.py",
+        "prediction.py",
+        "projects.py",
+        "protocol.py",
+        "settings.py",
+    ]

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from relaxml import LabelStudioModel, Settings, create_app
+from relaxml._supervise import FATAL_EXIT_CODE, GuardedGroup
 from relaxml.cli import main
 from relaxml.projects import Project
-from relaxml.supervise import FATAL_EXIT_CODE, GuardedGroup
 
 from .conftest import backend_of, first, wait_for
 from .support.models import Echo, Trainable
@@ -251,7 +251,7 @@ DOOMED = """\
 import sqlite3
 
 from relaxml import LabelStudioModel
-from relaxml.versions import VersionStore
+from relaxml._training.versions import VersionStore
 
 calls = []
 _current = VersionStore.current

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from relaxml.labelconfig import parse_label_config
+from relaxml.labels.labelconfig import parse_label_config
+from relaxml.labels.results import ResultBuilder, ResultError, UnknownLabelError
+from relaxml.labels.rle import rle_to_mask
+from relaxml.labels.validation import check_prediction
 from relaxml.prediction import Prediction
-from relaxml.results import ResultBuilder, ResultError, UnknownLabelError
-from relaxml.rle import rle_to_mask
-from relaxml.validation import check_prediction
 
 CONFIGS = Path(__file__).parent / "fixtures" / "label_configs"
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from relaxml import trainingstore
-from relaxml.outbox import Outbox
-from relaxml.trainingstore import TrainingStore
+from relaxml._delivery.outbox import Outbox
+from relaxml._training import store as trainingstore
+from relaxml._training.store import TrainingStore
 
 from .conftest import backend_of, wait_for
 from .support.fake_label_studio import FakeLabelStudio

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaxml import rle
-from relaxml.rle import (
+from relaxml.labels import rle
+from relaxml.labels.rle import (
     RLEError,
     decode_rle,
     encode_rle,
@@ -164,8 +164,8 @@ NO_NUMPY = """
 import sys
 sys.modules["numpy"] = None  # makes `import numpy` fail
 import relaxml
-from relaxml.results import ResultBuilder
-from relaxml.rle import mask_to_rle, rle_to_array, rle_to_mask
+from relaxml.labels.results import ResultBuilder
+from relaxml.labels.rle import mask_to_rle, rle_to_array, rle_to_mask
 
 data = mask_to_rle([[0, 255], [255, 255]])
 assert rle_to_mask(data, 2, 2) == [[0, 255], [255, 255]]

@@ -13,7 +13,7 @@ import random
 import numpy as np
 import pytest
 
-from relaxml.rle import decode_rle, encode_rle, mask_to_rle
+from relaxml.labels.rle import decode_rle, encode_rle, mask_to_rle
 
 from .support.rle_reference import (
     GOLDEN,

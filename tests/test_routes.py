@@ -325,9 +325,9 @@ def test_overload_is_503_with_retry_after(serve):
 def test_routes_that_read_sqlite_run_off_the_event_loop(
     serve, monkeypatch, method, path, name, body
 ):
-    from relaxml import reports
+    from relaxml._server import routes
 
-    original = getattr(reports, name)
+    original = getattr(routes, name)
     on_loop: list[bool] = []
 
     def spy(*args: Any) -> Any:
@@ -338,7 +338,7 @@ def test_routes_that_read_sqlite_run_off_the_event_loop(
             on_loop.append(False)
         return original(*args)
 
-    monkeypatch.setattr(reports, name, spy)
+    monkeypatch.setattr(routes, name, spy)
     client = serve(Trainable)
     client.request(method, path, json=body)
     assert on_loop == [False]

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from relaxml import Context, LabelStudioModel, Prediction, Task, TrainingEvent
 from relaxml.cli import main
-from relaxml.client import LabelStudioClient
-from relaxml.trainingdata import annotated_tasks
+from relaxml.labelstudio._trainingdata import annotated_tasks
+from relaxml.labelstudio.client import LabelStudioClient
 
 from .conftest import backend_of, first, wait_for
 from .support.models import Trainable, choice

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relaxml.results import ResultBuilder
-from relaxml.validation import Problem, check_prediction, check_result
+from relaxml.labels.results import ResultBuilder
+from relaxml.labels.validation import Problem, check_prediction, check_result
 
 CONFIGS = Path(__file__).parent / "fixtures" / "label_configs"
 

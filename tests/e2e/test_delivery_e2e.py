@@ -9,7 +9,7 @@ from typing import Any
 
 import requests
 
-from relaxml.client import LabelStudioClient
+from relaxml.labelstudio.client import LabelStudioClient
 
 from ..support.labelstudio import LabelStudio
 from ..support.processes import BackendFactory, BackendProcess

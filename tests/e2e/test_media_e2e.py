@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from relaxml.client import LabelStudioClient
-from relaxml.media import MediaError, MediaFetcher
+from relaxml.labelstudio.client import LabelStudioClient
+from relaxml.labelstudio.media import MediaError, MediaFetcher
 
 from ..support.labelstudio import LabelStudio
 

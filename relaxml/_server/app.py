@@ -1,0 +1,113 @@
+"""`create_app`: a Starlette app that serves one `LabelStudioModel` to Label Studio.
+
+Wiring only: routes, middleware and the lifespan that constructs the model once per process.
+Each route lives in `routes.py`; what it asks of the model, in `backend.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from .._datadir.layout import model_identity, prepare
+from .._metrics import Metrics, describe_metrics
+from ..model import LabelStudioModel, check_attributes
+from ..settings import Settings
+from . import routes
+from .auth import BasicAuthMiddleware
+from .backend import Backend
+from .handlers import exception_handlers
+from .logs import AccessLogMiddleware
+from .shutdown import ShutdownMiddleware
+
+logger = logging.getLogger(__name__)
+
+ModelSource = type[LabelStudioModel] | LabelStudioModel
+
+
+def create_app(model: ModelSource, settings: Settings | None = None, **overrides: Any) -> Starlette:
+    """Build the app for a model class (constructed once, at startup) or a ready instance.
+
+    `settings` defaults to `Settings.from_env()`; keyword `overrides` change single options,
+    e.g. `create_app(Squirrel, basic_auth_user="ls", basic_auth_pass="secret")`.
+    """
+    _check_model_source(model)
+    settings = (settings or Settings.from_env()).with_overrides(**overrides)
+
+    metrics = Metrics()
+    describe_metrics(metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        cls = model if isinstance(model, type) else type(model)
+        data_dir = await anyio.to_thread.run_sync(
+            prepare, Path(settings.data_dir), model_identity(cls)
+        )  # before the model loads: a DataDirError names the path
+        instance = await _construct(model)
+        async with anyio.create_task_group() as task_group:
+            backend = app.state.backend = Backend(
+                instance, settings, task_group, metrics, data_dir=data_dir
+            )
+            await backend.start()
+            logger.info(
+                "serving %s, model version %s, %s delivery",
+                type(instance).__name__,
+                instance.model_version,
+                backend.delivery,
+            )
+            try:
+                yield
+            finally:
+                task_group.cancel_scope.cancel()
+        backend.close()
+        if backend.exit_code is not None:  # a background loop could not go on: be restarted
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(backend.exit_code)
+
+    middleware = [
+        Middleware(AccessLogMiddleware, metrics=metrics),
+        Middleware(ShutdownMiddleware),
+    ]
+    if settings.basic_auth is not None:
+        user, password = settings.basic_auth
+        middleware.append(Middleware(BasicAuthMiddleware, user=user, password=password))
+
+    return Starlette(
+        routes=routes.table(settings),
+        middleware=middleware,
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )
+
+
+def _check_model_source(model: object) -> None:
+    if isinstance(model, LabelStudioModel):
+        check_attributes(model)
+        return
+    if isinstance(model, type) and issubclass(model, LabelStudioModel):
+        if getattr(model, "__abstractmethods__", None):
+            missing = ", ".join(sorted(model.__abstractmethods__))
+            raise TypeError(f"{model.__name__} cannot be served: it does not implement {missing}")
+        check_attributes(model)
+        return
+    raise TypeError(f"create_app() needs a LabelStudioModel subclass or instance, got {model!r}")
+
+
+async def _construct(model: ModelSource) -> LabelStudioModel:
+    instance = (
+        model if isinstance(model, LabelStudioModel) else await anyio.to_thread.run_sync(model)
+    )
+    check_attributes(instance)  # __init__ may have set them
+    return instance

@@ -1,0 +1,377 @@
+"""`Backend`: what each route does, with the model, the projects, the scheduler and the trainer.
+
+It speaks in decoded JSON bodies and plain dicts; `app.py` does the HTTP around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from .._datadir.layout import DataDir, DataDirError, describe_start, model_identity, prepare
+from .._datadir.leader import LeaderLock
+from .._datadir.sqlite import FILENAME
+from .._delivery.background import BackgroundPredictions
+from .._delivery.outbox import Outbox
+from .._delivery.worker import Deliverer
+from .._lru import LRU
+from .._metrics import Metrics
+from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
+from .._throttle import LogThrottle
+from .._training.keeper import ModelKeeper
+from .._training.store import TrainingStore
+from .._training.trainer import Trainer
+from .._training.versions import VersionStore
+from ..context import Context
+from ..errors import HTTPError, ModelError, ModelOutputError, describe
+from ..events import (
+    START_TRAINING,
+    RunControl,
+    TrainingEvent,
+    event_from_legacy_train,
+    event_from_webhook,
+)
+from ..labelstudio._pool import ClientPool
+from ..labelstudio.client import LabelStudioClient, LabelStudioError
+from ..labelstudio.media import MediaFetcher
+from ..model import LabelStudioModel
+from ..prediction import Entry, json_safe, normalize
+from ..projects import Project, ProjectRegistry
+from ..protocol import Task, parse_predict, parse_setup
+from ..settings import Settings
+from .batching import MicroBatcher
+from .outputcheck import OutputCheck
+from .scheduler import Scheduler, chunked
+
+logger = logging.getLogger(__name__)
+
+_SECRET_PARAMS = frozenset({"login", "password"})
+DEFAULT_MERGE_SIZE = 64  # tasks per merged call when batch_timeout is set without max_batch_size
+MAX_FETCHERS = 32  # media fetchers kept (one per Label Studio URL and token), least recent out
+
+
+class Backend:
+    """One served model and its state. Built in the app's lifespan, inside the event loop."""
+
+    def __init__(
+        self,
+        model: LabelStudioModel,
+        settings: Settings,
+        task_group: TaskGroup,
+        metrics: Metrics | None = None,
+        *,
+        data_dir: DataDir | None = None,
+    ) -> None:
+        """`data_dir`: the checked data directory (`datadir.prepare`); checked here if None."""
+        self.settings = settings
+        self.name = type(model).__name__
+        self.delivery = settings.delivery or model.delivery
+        self.output_check = OutputCheck(settings.validate, f"{self.name}.predict")
+        self._output_log = LogThrottle()
+        self._task_group = task_group
+        self.metrics = metrics or Metrics()
+        self.projects = ProjectRegistry(max_projects=settings.max_projects)
+        self.scheduler = Scheduler(
+            max_concurrency=settings.max_concurrency, max_queue=settings.max_queue
+        )
+        self.supervisor = Supervisor(on_fatal=self._on_fatal)
+        self.exit_code: int | None = None
+        self.data_dir = data_dir or prepare(Path(settings.data_dir), model_identity(type(model)))
+        database = self.data_dir.path / FILENAME
+        try:
+            self.outbox = Outbox(database)
+            self.training_store = TrainingStore(
+                database,
+                max_events=settings.max_queued_events,
+                max_bytes=settings.max_queued_event_bytes,
+            )
+            self.versions = VersionStore(database)
+        except sqlite3.DatabaseError as exc:
+            raise DataDirError(f"database {database} cannot be used ({exc})") from None
+        self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
+        self._media: LRU[tuple[str | None, str | None], MediaFetcher] = LRU(MAX_FETCHERS)
+        self.leader = LeaderLock(self.data_dir.path / "leader.lock")
+        self.background = BackgroundPredictions(
+            settings=settings,
+            delivery=self.delivery,
+            outbox=self.outbox,
+            projects=self.projects,
+            clients=self.clients,
+            run_model=self._run_stored,
+            media_for=self.media_for,
+            version=lambda: self.model_version,
+            name=self.name,
+            wake=lambda: self.deliverer.wake(),
+        )
+        self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
+        self.deliverer = Deliverer(
+            self.outbox,
+            self.leader,
+            predict=self.background.predict_items,
+            client_for=self.background.client_for,
+            metrics=self.metrics,
+            batch_size=model.max_batch_size or 32,
+            send_size=settings.delivery_batch,
+            supervisor=self.supervisor,
+        )
+        self.trainer = Trainer(
+            self.training_store,
+            self.leader,
+            fit=self.keeper.fit,
+            finish=self.keeper.finish,
+            control_for=self._control_for,
+            metrics=self.metrics,
+            train_every=settings.train_every,
+            supervisor=self.supervisor,
+        )
+        self.batcher = (
+            MicroBatcher(
+                self._run_model,
+                GuardedGroup(task_group, self.supervisor, "micro-batch"),
+                max_size=model.max_batch_size or DEFAULT_MERGE_SIZE,
+                timeout=model.batch_timeout,
+            )
+            if model.batch_timeout
+            else None
+        )
+        self.metrics.collector(self._gauges)
+
+    async def start(self) -> None:
+        """Load the data directory's current version, then start the background loops."""
+        logger.info(describe_start(self.data_dir))
+        await self.keeper.start()
+        # Lead now if no other worker does, so that the first worker to start is the leader.
+        await anyio.to_thread.run_sync(self.leader.try_acquire)
+        guarded = GuardedGroup(self._task_group, self.supervisor, "background", forever=True)
+        guarded.start_soon(self.deliverer.run)
+        guarded.start_soon(self.trainer.run)
+        guarded.start_soon(self.keeper.watch, self.settings.version_poll, self.supervisor)
+
+    def _on_fatal(self, reason: str) -> None:
+        if not self.settings.exit_on_fatal or self.exit_code is not None:
+            return
+        self.exit_code = FATAL_EXIT_CODE
+        logger.critical("stopping so that a supervisor restarts the process (exit status %d)",
+                        FATAL_EXIT_CODE)  # fmt: skip
+        signal.raise_signal(signal.SIGTERM)  # the server's graceful shutdown
+
+    @property
+    def model(self) -> LabelStudioModel:
+        """The model instance serving now (it changes on a version swap)."""
+        return self.keeper.model
+
+    def _adopt(self, model: LabelStudioModel) -> None:
+        model._relaxml_sender = self.background.send
+
+    def _control_for(self, event: TrainingEvent) -> RunControl:
+        project = next((p for p in self.projects.all() if p.id == event.project_id), None)
+        try:
+            client = self.clients.get(
+                project.hostname if project else None, project.access_token if project else None
+            )
+        except LabelStudioError as exc:  # no URL, or an unusable one
+            logger.warning("training without a Label Studio client: %s", describe(exc))
+            client = None
+        last = self.training_store.last_success(event.project_key)
+        return RunControl(client, last)
+
+    def _gauges(self) -> list[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
+        outbox = self.outbox.counts()
+        return [
+            *(
+                ("relaxml_outbox_items", "gauge", "Background items by state", (("state", k),), v)
+                for k, v in outbox.items()
+            ),
+            ("relaxml_training_queued_events", "gauge", "Training events waiting for a run", (),
+             sum(self.training_store.pending().values())),
+            ("relaxml_model_info", "gauge", "The served model and its version",
+             (("model", self.name), ("version", self.model_version)), 1),
+        ]  # fmt: skip
+
+    def close(self) -> None:
+        """Release the databases, the leader lock and the API clients."""
+        self.leader.release()
+        self.outbox.close()
+        self.training_store.close()
+        self.versions.close()
+        for fetcher in self._media.values():
+            fetcher.close()
+        self.clients.close()
+
+    @property
+    def model_version(self) -> str:
+        """The model's current version string."""
+        return self.model.model_version
+
+    def health(self) -> dict[str, Any]:
+        """`GET /health`: instant, never waits for the model. DOWN (with a `reason`) once a
+        background loop could not go on; `app.py` answers it with 503."""
+        down = self.supervisor.reason
+        return {
+            "status": "UP" if down is None else "DOWN",
+            **({} if down is None else {"reason": down}),
+            "v2": True,
+            "model_class": self.name,
+            "model_version": self.model_version,
+            "worker": os.getpid(),
+        }
+
+    async def setup(self, body: object) -> dict[str, Any]:
+        """`POST /setup`: remember the project; run the model's `setup` hook if it changed."""
+        request = parse_setup(body)
+        project, changed = self.projects.update_from_setup(request)
+        if changed:
+            await self._call_user(self.model.setup, project, what="setup")
+        return {"model_version": self.model_version}
+
+    async def predict(self, body: object) -> dict[str, Any]:
+        """`POST /predict`: one entry per task, in order, or a background job."""
+        request = parse_predict(body)
+        project = self.projects.for_predict(request)
+        context = Context(
+            project=project,
+            label_config=request.label_config or project.label_config,
+            interactive=request.context,
+            params={k: v for k, v in request.params.items() if k not in _SECRET_PARAMS},
+            media=self.media_for(project),
+        )
+        results: list[Entry] = []
+        if not request.tasks:
+            return {"results": results, "model_version": self.model_version}
+        if await self.background.wanted(request, project):
+            return await self.background.enqueue(request, project, context)
+        async with self.scheduler.admit():
+            for chunk in chunked(request.tasks, self.model.max_batch_size):
+                run = self.batcher.submit if self.batcher else self._run_model
+                try:
+                    results.extend(await run(list(chunk), context))
+                except HTTPError:
+                    self.metrics.inc("relaxml_predict_errors_total", len(chunk), mode="inline")
+                    raise
+        self.metrics.inc("relaxml_tasks_predicted_total", len(results), mode="inline")
+        return {"results": results, "model_version": self.model_version}
+
+    async def _run_model(self, tasks: list[Task], context: Context) -> list[Entry]:
+        version = self.model_version
+        try:
+            if self.model.predicts_async():
+                output = await self.scheduler.run_async(self.model.predict, tasks, context)
+            else:
+                output = await self.scheduler.run_sync(self.model.predict, tasks, context)
+        except HTTPError:
+            raise
+        except Exception as exc:
+            logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)
+            raise ModelError(f"{self.name}.predict raised {describe(exc)}") from None
+        try:
+            entries = normalize(
+                output,
+                len(tasks),
+                model_version=version,
+                source=f"{self.name}.predict",
+                check_json=False,  # the answer is checked when it is serialized
+            )
+            if context.label_config:
+                self.output_check(tasks, entries, context.label_config)
+        except ModelOutputError as error:
+            raise self._refused(error) from None
+        return entries
+
+    async def _run_stored(self, tasks: list[Task], context: Context) -> list[Entry]:
+        """`_run_model` for background predictions, stored as JSON before they are sent."""
+        return self.json_safe(await self._run_model(tasks, context))
+
+    def json_safe(self, entries: list[Entry]) -> list[Entry]:
+        """`prediction.json_safe` for this model's entries; a refusal is logged."""
+        try:
+            return json_safe(entries, f"{self.name}.predict")
+        except ModelOutputError as error:
+            raise self._refused(error) from None
+
+    def _refused(self, error: ModelOutputError) -> ModelOutputError:
+        """Log why the model's output was refused (the text of the answer), at most once a
+        minute per kind of mistake; return `error` to raise."""
+        kind = " ".join(re.sub(r"\d+", "", error.detail).split()[:6])
+        if self._output_log.allow(kind):
+            logger.error("%s (logged once a minute for this kind of mistake)", error.detail)
+        return error
+
+    def media_for(self, project: Project) -> MediaFetcher:
+        """The media fetcher for a project's Label Studio (shared per URL and key).
+
+        At most `MAX_FETCHERS` are kept; the least recently used one is closed first.
+        """
+        key = (project.hostname, project.access_token)
+        fetcher = self._media.get(key)
+        if fetcher is not None:
+            return fetcher
+        try:
+            client: LabelStudioClient | None = self.clients.get(*key)
+        except LabelStudioError:  # no URL, or an unusable one
+            client = None
+        root = self.settings.local_files_root
+        fetcher = MediaFetcher(
+            client,
+            Path(self.settings.data_dir) / "media",
+            max_bytes=self.settings.media_max_bytes,
+            cache_bytes=self.settings.media_cache_bytes,
+            local_files_root=Path(root) if root else None,
+            deadline=self.settings.media_deadline,
+        )
+        for evicted in self._media.put(key, fetcher):
+            evicted.close()  # a download still using it reconnects
+        return fetcher
+
+    async def webhook(self, body: object, *, authenticated: bool) -> dict[str, Any]:
+        """`POST /webhook`: acknowledge at once; training happens in the background."""
+        event = event_from_webhook(body, authenticated=authenticated)
+        if not authenticated and (
+            event.action == START_TRAINING or self.settings.webhook_auth == "strict"
+        ):
+            raise HTTPError(
+                401,
+                "unauthorized",
+                f"{event.action} needs Basic Auth credentials",
+                headers={"WWW-Authenticate": 'Basic realm="relaxml"'},
+            )
+        if event.action == "PROJECT_UPDATED" and event.project_id and event.label_config:
+            if authenticated:  # a caller without credentials must not rewrite the config
+                self.projects.update_label_config(event.project_id, event.label_config)
+            else:
+                logger.info(
+                    "PROJECT_UPDATED without credentials: label config of project %d not taken",
+                    event.project_id,
+                )
+        if event.action not in self.settings.train_on:
+            return {"status": "ignored", "action": event.action}
+        return await self._submit(event)
+
+    async def train(self, body: object) -> dict[str, Any]:
+        """`POST /train`: the legacy training call, same as `START_TRAINING`."""
+        return await self._submit(event_from_legacy_train(body))
+
+    async def _submit(self, event: TrainingEvent) -> dict[str, Any]:
+        if not self.model.trains():
+            return {
+                "status": "ignored",
+                "action": event.action,
+                "detail": f"{self.name} does not implement fit",
+            }
+        job = await anyio.to_thread.run_sync(self.trainer.submit, event)
+        self.trainer.wake()
+        return {"status": "accepted", "action": event.action, "job": job}
+
+    async def _call_user(self, fn: Any, *args: Any, what: str) -> Any:
+        try:
+            return await anyio.to_thread.run_sync(fn, *args)
+        except Exception as exc:
+            logger.error("%s.%s raised", self.name, what, exc_info=exc)
+            raise ModelError(f"{self.name}.{what} raised {describe(exc)}") from None

@@ -1,0 +1,94 @@
+"""Reading a JSON request body: size limit first (413), then a clear 400 for bad or deep JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+
+from ..errors import BadRequest, HTTPError
+from ..protocol import MAX_DEPTH, ascii_int, depth_exceeds
+
+_PARSE_IN_THREAD = 1024 * 1024  # parse bodies above 1 MiB off the event loop
+
+# Strict decoding refuses raw surrogate bytes (which `json.loads` on bytes lets through), so a
+# lone UTF-16 surrogate can then only come from a `\udXXX` escape: look for one in the text
+# (a fast search for the literal prefix) before walking the strings.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _too_large(limit: int, setting: str) -> HTTPError:
+    return HTTPError(
+        413,
+        "body_too_large",
+        f"the request body is larger than {limit} bytes (set {setting} to raise it)",
+    )
+
+
+async def read_json(request: Request, limit: int, *, setting: str = "RELAXML_MAX_BODY_SIZE") -> Any:
+    """The decoded JSON body of `request`, at most `limit` bytes long (`setting` raises it).
+
+    The size is checked from `Content-Length` before reading and again while streaming, so an
+    oversized body is refused without being read whole.
+    """
+    declared = ascii_int(request.headers.get("content-length", "").strip())
+    if declared is not None and declared > limit:
+        raise _too_large(limit, setting)
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise _too_large(limit, setting)
+        parts.append(part)
+    body = b"".join(parts)
+    if not body.strip():
+        raise BadRequest("the request body is empty: expected a JSON object")
+    if len(body) > _PARSE_IN_THREAD:
+        return await anyio.to_thread.run_sync(parse_json, body)
+    return parse_json(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """`body` decoded as JSON, nested at most `MAX_DEPTH` deep and holding only text (no lone
+    surrogate); `BadRequest` (400) if not."""
+    try:
+        text = body.decode(json.detect_encoding(body))
+        value = json.loads(text)
+    except RecursionError:
+        raise _too_deep() from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if isinstance(value, (dict, list)) and depth_exceeds(value, MAX_DEPTH):
+        raise _too_deep()
+    if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
+        raise BadRequest(
+            "the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+        )
+    return value
+
+
+def has_lone_surrogate(value: object) -> bool:
+    """Whether a string in `value` (keys included) holds a lone surrogate (checked iteratively)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _too_deep() -> BadRequest:
+    return BadRequest(
+        f"the request body nests arrays and objects more than {MAX_DEPTH} levels deep"
+    )

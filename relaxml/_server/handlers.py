@@ -1,0 +1,55 @@
+"""Every failure as a JSON response: `error_response` and the app's exception handlers.
+
+`HTTPError` (errors.py) answers with its own status and body; Starlette's own errors (404, 405)
+get relaxml's codes; anything unexpected is logged in full and answered with a short 500,
+no traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import CODES, HTTPError, describe
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(error: HTTPError) -> JSONResponse:
+    """`error` as a JSON response with its status and headers."""
+    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=error.headers)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPError)
+    return error_response(exc)
+
+
+async def _on_starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = CODES.get(exc.status_code, "http_error")
+    if exc.status_code == 404:
+        detail = f"no route {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        detail = str(exc.detail)
+    return error_response(HTTPError(exc.status_code, code, detail, headers=exc.headers))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(HTTPError(500, "internal_error", describe(exc)))
+
+
+def exception_handlers() -> dict[Any, Any]:
+    """Starlette exception handlers that answer every failure with JSON."""
+    return {
+        HTTPError: _on_http_error,
+        StarletteHTTPException: _on_starlette_error,
+        Exception: _on_unexpected,
+    }

@@ -1,0 +1,87 @@
+"""Where and when `predict` runs: off the event loop, a bounded number at a time.
+
+A request is first *admitted* (at most `max_concurrency + max_queue` requests are in the
+house; beyond that the answer is 503 with `Retry-After`), then each of its chunks waits for one
+of `max_concurrency` slots. Chunks of different requests take turns, so an annotator's single
+task does not wait for the whole of a bulk request, and `/health` is never blocked: sync models
+run in worker threads, async models on the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from ..errors import HTTPError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Overloaded(HTTPError):
+    """Too many prediction requests are waiting: try again shortly."""
+
+    def __init__(self, waiting: int, retry_after: int = 1) -> None:
+        super().__init__(
+            503,
+            "overloaded",
+            f"{waiting} prediction requests are already waiting; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+class Scheduler:
+    """Bounds concurrent `predict` calls and the queue of requests waiting for them.
+
+    Create it inside a running event loop (the app's lifespan does).
+    """
+
+    def __init__(self, *, max_concurrency: int = 1, max_queue: int = 256) -> None:
+        self.max_concurrency = max_concurrency
+        self.max_queue = max_queue
+        self._slots = anyio.CapacityLimiter(max_concurrency)
+        self._admitted = 0
+
+    @property
+    def running(self) -> int:
+        """Predict calls running now."""
+        return int(self._slots.borrowed_tokens)
+
+    @property
+    def waiting(self) -> int:
+        """Admitted requests not running a call right now."""
+        return max(0, self._admitted - self.running)
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Hold a place for one request, or raise `Overloaded` when the house is full."""
+        if self._admitted >= self.max_concurrency + self.max_queue:
+            raise Overloaded(self.waiting)
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call in a worker thread once a slot is free (the slot is held by the
+        thread, so a cancelled request never frees it while the call still runs)."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._slots)
+
+    async def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Await a coroutine function once a slot is free."""
+        async with self._slots:
+            return await fn(*args)
+
+
+def chunked(items: Sequence[T], size: int | None) -> list[Sequence[T]]:
+    """Split `items` into chunks of at most `size` (one chunk when size is None)."""
+    if not size or len(items) <= size:
+        return [items]
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,217 @@
+"""`Trainer`: runs `fit` in the background, once per batch of events, on the leader only.
+
+```
+webhook / train  ──submit──▶  TrainingStore (events queue, any worker)
+                                  │  leader loop: a project is ready when it has START_TRAINING
+                                  │  pending, or `train_every` annotation events
+                                  ▼
+                 run: claim all pending events of the project ─▶ merge ─▶ fit(event) in a thread
+                                  │  events arriving meanwhile wait for the next run (coalescing)
+                                  ▼
+                 version returned ─▶ save artifacts ─▶ VersionStore.record ─▶ every worker swaps
+```
+
+One run at a time in the whole data directory (the model is one object); a failure is
+recorded and serving goes on; a cancelled run's result is discarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .._datadir.leader import LeaderLock
+from .._metrics import Metrics
+from .._supervise import Supervisor
+from ..errors import describe
+from ..events import ANNOTATION_ACTIONS, START_TRAINING, RunControl, TrainingEvent, merge
+from ..protocol import ascii_int
+from .store import RunRecord, TrainingStore
+
+logger = logging.getLogger(__name__)
+
+Fit = Callable[[TrainingEvent], "str | None"]
+"""Runs the model's `fit` (blocking) and returns the new version or None."""
+
+Finish = Callable[[str, int, TrainingEvent], Awaitable[str]]
+"""Called (on the event loop) with a new version, its run id and the run's event; returns the
+version as recorded (suffixed when `fit` returned one that already exists)."""
+
+ControlFor = Callable[[TrainingEvent], RunControl]
+"""What a run can reach (Label Studio's client, the cancel flag) for its event."""
+
+
+class Trainer:
+    """Queues events from any worker and runs them on the leader."""
+
+    def __init__(
+        self,
+        store: TrainingStore,
+        leader: LeaderLock,
+        *,
+        fit: Fit,
+        finish: Finish,
+        control_for: ControlFor,
+        metrics: Metrics,
+        train_every: int = 1,
+        idle: float = 0.5,
+        supervisor: Supervisor | None = None,
+    ) -> None:
+        self.store = store
+        self.leader = leader
+        self._fit = fit
+        self._finish = finish
+        self._control_for = control_for
+        self._metrics = metrics
+        self.train_every = train_every
+        self._idle = idle
+        self._wake = anyio.Event()
+        self._supervisor = supervisor or Supervisor()
+
+    def submit(self, event: TrainingEvent) -> str:
+        """Queue an event (blocking; call from a worker thread). Returns `event-<id>`."""
+        event_id = self.store.add_event(event.project_key, event.action, event.to_payload())
+        return f"event-{event_id}"
+
+    def wake(self) -> None:
+        """An event was queued: look for work now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Wait for leadership, recover interrupted runs, then train whenever a project is ready.
+
+        Supervised: an error outside `fit` fails that run (recorded), and the loop goes on.
+        """
+        if await self._supervisor.retry("training: taking over the queue", self._take_over):
+            await self._supervisor.loop("training", self._step, idle=self._rest)
+
+    async def _take_over(self) -> None:
+        await self.leader.acquire()
+        interrupted = await anyio.to_thread.run_sync(self.store.recover)
+        if interrupted:
+            logger.warning("%d training runs were interrupted; their events are queued again",
+                           interrupted)  # fmt: skip
+
+    async def _rest(self) -> None:
+        with anyio.move_on_after(self._idle):
+            await self._wake.wait()
+        self._wake = anyio.Event()
+
+    async def _step(self) -> bool:
+        project = await anyio.to_thread.run_sync(
+            self.store.ready_project, self.train_every, ANNOTATION_ACTIONS
+        )
+        if project is None:
+            return False
+        await self._execute(project)
+        return True
+
+    async def _execute(self, project: str) -> None:
+        run_id, payloads = await anyio.to_thread.run_sync(
+            self.store.start_run, project, START_TRAINING
+        )
+        started = time.monotonic()
+        try:
+            state, version, error, used = await self._train(run_id, project, payloads)
+        except Exception as exc:  # anything but fit itself: the run fails, training goes on
+            state, version, error, used = "failed", None, describe(exc), 0
+            logger.error("training run %d failed", run_id, exc_info=exc)
+        await anyio.to_thread.run_sync(
+            lambda: self.store.finish_run(
+                run_id, state, version=version, error=error, annotations=used
+            )
+        )
+        self._metrics.inc("relaxml_training_runs_total", state=state)
+        logger.info(
+            "training run %d %s in %.1f s%s",
+            run_id, state, time.monotonic() - started, f", version {version}" if version else "",
+        )  # fmt: skip
+
+    async def _train(
+        self, run_id: int, project: str, payloads: list[dict[str, Any]]
+    ) -> tuple[str, str | None, str | None, int]:
+        events = [TrainingEvent.from_payload(p) for p in payloads]
+        control = await anyio.to_thread.run_sync(self._control_for, events[-1])
+        event = merge(events, control)
+        logger.info(
+            "training run %d started (project %s, %s, %d events)",
+            run_id, project, event.action, len(events),
+        )  # fmt: skip
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._watch_cancel, run_id, control)
+            version: str | None = None
+            error: str | None = None
+            try:
+                version = await anyio.to_thread.run_sync(self._fit, event, abandon_on_cancel=True)
+            except Exception as exc:
+                state, error = "failed", describe(exc)
+                logger.error("training run %d failed", run_id, exc_info=exc)
+            else:
+                state = "succeeded"
+            group.cancel_scope.cancel()
+        if control.cancelled.is_set():
+            state, version = "cancelled", None
+        used = control.annotations_used or len(event.annotations)
+        if state == "succeeded" and version is not None:
+            try:
+                version = await self._finish(version, run_id, event)
+            except Exception as exc:
+                state, error = "failed", f"saving version {version}: {describe(exc)}"
+                logger.error("training run %d: saving version %s failed", run_id, version,
+                             exc_info=exc)  # fmt: skip
+                version = None
+        return state, version, error, used
+
+    async def _watch_cancel(self, run_id: int, control: RunControl) -> None:
+        warned = False
+        while True:
+            await anyio.sleep(0.25)
+            try:
+                record = await anyio.to_thread.run_sync(self.store.run, run_id)
+            except Exception as exc:  # fit goes on; the next look may work
+                if not warned:
+                    warned = True
+                    logger.warning("training run %d: checking for a cancel failed: %s", run_id,
+                                   describe(exc))  # fmt: skip
+                continue
+            if record is not None and record.cancel_requested:
+                control.cancelled.set()
+                return
+
+    def describe_runs(self, limit: int = 20) -> list[dict[str, object]]:
+        """Recent runs (newest first) and the queued events per project, as JSON."""
+        queued: list[dict[str, object]] = [
+            {"id": None, "project": project, "state": "queued", "events": count}
+            for project, count in self.store.pending().items()
+        ]
+        return queued + [run.to_dict() for run in self.store.runs(limit)]
+
+    def lookup(self, job_id: str) -> dict[str, object] | None:
+        """A run (`run-N`) or a queued event (`event-N`) as JSON, or None."""
+        kind, _, digits = job_id.partition("-")
+        number = ascii_int(digits)
+        if number is None:
+            return None
+        if kind == "run":
+            record = self.store.run(number)
+            return record.to_dict() if record else None
+        if kind == "event":
+            exists, run_id = self.store.event_run(number)
+            if not exists:
+                return None
+            record = self.store.run(run_id) if run_id else None
+            return record.to_dict() if record else {"id": None, "state": "queued"}
+        return None
+
+    def cancel(self, job_id: str) -> RunRecord | None:
+        """Ask run `run-N` to stop."""
+        kind, _, digits = job_id.partition("-")
+        number = ascii_int(digits)
+        if kind != "run" or number is None:
+            return None
+        return self.store.request_cancel(number)

@@ -1,0 +1,59 @@
+"""Label configs and the results Label Studio stores for them.
+
+Parse a project's label config (`parse_label_config`), build results that fit it
+(`ResultBuilder`), check results as Label Studio's editor reads them (`check_prediction`,
+`check_result`), convert coordinates (`relaxml.labels.geometry`) and brush masks
+(`relaxml.labels.rle`).
+"""
+
+from __future__ import annotations
+
+from .geometry import (
+    GeometryError,
+    box_to_percent,
+    ellipse_to_percent,
+    percent_to_box,
+    point_to_percent,
+)
+from .labelconfig import LabelConfig, LabelConfigError, UnknownTagError, parse_label_config
+from .results import ResultBuilder, ResultError, UnknownLabelError
+from .rle import (
+    RLEError,
+    decode_rle,
+    encode_rle,
+    mask_to_rle,
+    rle_length,
+    rle_to_array,
+    rle_to_mask,
+)
+from .tags import ControlTag, Label, ObjectTag, match_label
+from .validation import Problem, check_prediction, check_result
+
+__all__ = [
+    "ControlTag",
+    "GeometryError",
+    "Label",
+    "LabelConfig",
+    "LabelConfigError",
+    "ObjectTag",
+    "Problem",
+    "RLEError",
+    "ResultBuilder",
+    "ResultError",
+    "UnknownLabelError",
+    "UnknownTagError",
+    "box_to_percent",
+    "check_prediction",
+    "check_result",
+    "decode_rle",
+    "ellipse_to_percent",
+    "encode_rle",
+    "mask_to_rle",
+    "match_label",
+    "parse_label_config",
+    "percent_to_box",
+    "point_to_percent",
+    "rle_length",
+    "rle_to_array",
+    "rle_to_mask",
+]
