@@ -178,3 +178,21 @@ class GuardedGroup:
         guard = self._supervisor.forever if self._forever else self._supervisor.once
         name = f"{self._name} {getattr(func, '__qualname__', '')}".strip()
         self._task_group.start_soon(guard, name, func, *args)
+
+
+class Wakeup:
+    """New work is queued: one signal shared by whoever queues work and the loop that does it,
+    so that the loop stops idling at once instead of at its next poll."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        """Wake the loop (from the event loop's thread)."""
+        self._event.set()
+
+    async def rest(self, seconds: float) -> None:
+        """Idle for up to `seconds`, or until `set`; then arm again."""
+        with anyio.move_on_after(seconds):
+            await self._event.wait()
+        self._event = anyio.Event()

@@ -58,6 +58,13 @@ class ProjectRegistry:
         with self._lock:
             return self._projects.get(uid)
 
+    def by_id(self, project_id: int | None) -> Project | None:
+        """The known project with Label Studio's numeric id, if any."""
+        if project_id is None:
+            return None
+        with self._lock:
+            return next((p for p in self._projects.values() if p.id == project_id), None)
+
     def all(self) -> list[Project]:
         """Every known project."""
         with self._lock:

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from .._supervise import Wakeup
 from ..context import Context, RunModel
 from ..errors import HTTPError
 from ..labelstudio._pool import ClientPool
@@ -43,7 +44,7 @@ class BackgroundPredictions:
         media_for: Callable[[Project], MediaFetcher],
         version: Callable[[], str],
         name: str,
-        wake: Callable[[], None],
+        wakeup: Wakeup,
     ) -> None:
         self.settings = settings
         self.delivery = delivery
@@ -54,7 +55,7 @@ class BackgroundPredictions:
         self._media_for = media_for
         self._version = version
         self._name = name
-        self._wake = wake
+        self._wakeup = wakeup
         self._inline_warning = -1e9
 
     async def wanted(self, request: PredictRequest, project: Project) -> bool:
@@ -96,7 +97,7 @@ class BackgroundPredictions:
                 tasks=[task.raw or {"id": task.id, "data": task.data} for task in request.tasks],
             )
         )
-        self._wake()
+        self._wakeup.set()
         logger.info("job %s: %d tasks queued for background prediction", job.id, count)
         return {"results": [], "model_version": version, "job": job.id, "queued": count}
 
@@ -144,8 +145,7 @@ class BackgroundPredictions:
     def send(self, predictions: Mapping[int, TaskOutput], project: Project | int) -> str:
         """Queue predictions a model sends itself (`LabelStudioModel.send_predictions`)."""
         if isinstance(project, int):
-            found = next((p for p in self.projects.all() if p.id == project), None)
-            project = found or Project(uid=str(project), id=project)
+            project = self.projects.by_id(project) or Project(uid=str(project), id=project)
         ids = list(predictions)
         version = self._version()
         entries = normalize(
@@ -164,7 +164,7 @@ class BackgroundPredictions:
                 (i, e if isinstance(e, list) else [e]) for i, e in zip(ids, entries, strict=True)
             ],
         )
-        self._wake()
+        self._wakeup.set()
         return job.id
 
 

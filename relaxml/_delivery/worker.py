@@ -20,7 +20,7 @@ import anyio.to_thread
 
 from .._datadir.leader import LeaderLock
 from .._metrics import Metrics
-from .._supervise import Supervisor
+from .._supervise import Supervisor, Wakeup
 from ..labelstudio.client import LabelStudioClient, LabelStudioError
 from .outbox import Item, Job, Outbox
 from .reports import job_report
@@ -51,7 +51,9 @@ class Deliverer:
         idle: float = 0.5,
         progress_every: float = 5.0,
         supervisor: Supervisor | None = None,
+        wakeup: Wakeup | None = None,
     ) -> None:
+        """`wakeup`: set by whoever queues work (shared with `BackgroundPredictions`)."""
         self.outbox = outbox
         self.leader = leader
         self._predict = predict
@@ -61,13 +63,9 @@ class Deliverer:
         self.send_size = send_size
         self._idle = idle
         self._progress_every = progress_every
-        self._wake = anyio.Event()
+        self.wakeup = wakeup or Wakeup()
         self._last_progress: dict[str, float] = {}
         self._supervisor = supervisor or Supervisor()
-
-    def wake(self) -> None:
-        """New work is queued: stop idling."""
-        self._wake.set()
 
     async def run(self) -> None:
         """Wait for leadership, recover unfinished work, then run the loops (supervised):
@@ -93,9 +91,7 @@ class Deliverer:
             logger.info("resuming %d unfinished background predictions", recovered)
 
     async def _rest(self) -> None:
-        with anyio.move_on_after(self._idle):
-            await self._wake.wait()
-        self._wake = anyio.Event()
+        await self.wakeup.rest(self._idle)
 
     async def _compact(self) -> bool:
         """Keep the outbox small (`Outbox.compact`); always idles until the next round."""
@@ -115,7 +111,7 @@ class Deliverer:
         self._metrics.inc("relaxml_tasks_predicted_total", len(results) - failed, mode="background")
         if failed:
             self._metrics.inc("relaxml_predict_errors_total", failed, mode="background")
-        self.wake()
+        self.wakeup.set()
         await self._progress(job)
         return True
 

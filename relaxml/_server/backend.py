@@ -24,7 +24,7 @@ from .._delivery.outbox import Outbox
 from .._delivery.worker import Deliverer
 from .._lru import LRU
 from .._metrics import Metrics
-from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
+from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor, Wakeup
 from .._throttle import LogThrottle
 from .._training.keeper import ModelKeeper
 from .._training.store import TrainingStore
@@ -40,7 +40,6 @@ from ..events import (
     event_from_webhook,
 )
 from ..labelstudio._pool import ClientPool
-from ..labelstudio.client import LabelStudioClient, LabelStudioError
 from ..labelstudio.media import MediaFetcher
 from ..model import LabelStudioModel
 from ..prediction import Entry, json_safe, normalize
@@ -99,6 +98,7 @@ class Backend:
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
         self._media: LRU[tuple[str | None, str | None], MediaFetcher] = LRU(MAX_FETCHERS)
         self.leader = LeaderLock(self.data_dir.path / "leader.lock")
+        self.wakeup = Wakeup()  # set when background work is queued; the deliverer waits on it
         self.background = BackgroundPredictions(
             settings=settings,
             delivery=self.delivery,
@@ -109,7 +109,7 @@ class Backend:
             media_for=self.media_for,
             version=lambda: self.model_version,
             name=self.name,
-            wake=lambda: self.deliverer.wake(),
+            wakeup=self.wakeup,
         )
         self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
         self.deliverer = Deliverer(
@@ -121,6 +121,7 @@ class Backend:
             batch_size=model.max_batch_size or 32,
             send_size=settings.delivery_batch,
             supervisor=self.supervisor,
+            wakeup=self.wakeup,
         )
         self.trainer = Trainer(
             self.training_store,
@@ -172,14 +173,12 @@ class Backend:
         model._relaxml_sender = self.background.send
 
     def _control_for(self, event: TrainingEvent) -> RunControl:
-        project = next((p for p in self.projects.all() if p.id == event.project_id), None)
-        try:
-            client = self.clients.get(
-                project.hostname if project else None, project.access_token if project else None
-            )
-        except LabelStudioError as exc:  # no URL, or an unusable one
-            logger.warning("training without a Label Studio client: %s", describe(exc))
-            client = None
+        project = self.projects.by_id(event.project_id)
+        client = self.clients.find(
+            project.hostname if project else None, project.access_token if project else None
+        )
+        if client is None:
+            logger.warning("training without a Label Studio client (no usable Label Studio URL)")
         last = self.training_store.last_success(event.project_key)
         return RunControl(client, last)
 
@@ -313,10 +312,7 @@ class Backend:
         fetcher = self._media.get(key)
         if fetcher is not None:
             return fetcher
-        try:
-            client: LabelStudioClient | None = self.clients.get(*key)
-        except LabelStudioError:  # no URL, or an unusable one
-            client = None
+        client = self.clients.find(*key)  # None: no URL, or an unusable one
         root = self.settings.local_files_root
         fetcher = MediaFetcher(
             client,
@@ -366,7 +362,7 @@ class Backend:
                 "detail": f"{self.name} does not implement fit",
             }
         job = await anyio.to_thread.run_sync(self.trainer.submit, event)
-        self.trainer.wake()
+        self.trainer.wakeup.set()
         return {"status": "accepted", "action": event.action, "job": job}
 
     async def _call_user(self, fn: Any, *args: Any, what: str) -> Any:

@@ -27,7 +27,7 @@ import anyio.to_thread
 
 from .._datadir.leader import LeaderLock
 from .._metrics import Metrics
-from .._supervise import Supervisor
+from .._supervise import Supervisor, Wakeup
 from ..errors import describe
 from ..events import ANNOTATION_ACTIONS, START_TRAINING, RunControl, TrainingEvent, merge
 from ..protocol import ascii_int
@@ -70,17 +70,13 @@ class Trainer:
         self._metrics = metrics
         self.train_every = train_every
         self._idle = idle
-        self._wake = anyio.Event()
+        self.wakeup = Wakeup()
         self._supervisor = supervisor or Supervisor()
 
     def submit(self, event: TrainingEvent) -> str:
         """Queue an event (blocking; call from a worker thread). Returns `event-<id>`."""
         event_id = self.store.add_event(event.project_key, event.action, event.to_payload())
         return f"event-{event_id}"
-
-    def wake(self) -> None:
-        """An event was queued: look for work now."""
-        self._wake.set()
 
     async def run(self) -> None:
         """Wait for leadership, recover interrupted runs, then train whenever a project is ready.
@@ -98,9 +94,7 @@ class Trainer:
                            interrupted)  # fmt: skip
 
     async def _rest(self) -> None:
-        with anyio.move_on_after(self._idle):
-            await self._wake.wait()
-        self._wake = anyio.Event()
+        await self.wakeup.rest(self._idle)
 
     async def _step(self) -> bool:
         project = await anyio.to_thread.run_sync(

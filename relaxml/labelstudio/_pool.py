@@ -80,6 +80,15 @@ class ClientPool:
             old.close()
         return client
 
+    def find(self, hostname: str | None, access_token: str | None) -> LabelStudioClient | None:
+        """`get`, or None when there is no usable Label Studio URL (the reason is logged at
+        debug level: `problem` reports it where a user sees it)."""
+        try:
+            return self.get(hostname, access_token)
+        except LabelStudioError as exc:
+            logger.debug("no Label Studio client: %s", exc)
+            return None
+
     def known_problem(
         self, hostname: str | None, access_token: str | None, project_id: int | None
     ) -> tuple[bool, str | None]:
