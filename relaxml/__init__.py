@@ -16,6 +16,7 @@ from .labels.labelconfig import LabelConfig, LabelConfigError, parse_label_confi
 from .labels.results import ResultBuilder, ResultError, UnknownLabelError
 from .labels.tags import ControlTag, Label, ObjectTag
 from .labels.validation import Problem, check_prediction
+from .logs import configure_logging
 from .model import LabelStudioModel
 from .prediction import Prediction
 from .projects import Project
@@ -45,6 +46,7 @@ __all__ = [
     "UnknownLabelError",
     "__version__",
     "check_prediction",
+    "configure_logging",
     "create_app",
     "parse_label_config",
 ]

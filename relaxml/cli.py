@@ -15,8 +15,8 @@ from ._datadir.sqlite import FILENAME
 from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
 from ._server.loader import LoadError, load_model_class
-from ._server.logs import configure_logging
 from ._training.versions import VersionStore
+from .logs import configure_logging
 from .model import check_attributes
 from .settings import Settings
 

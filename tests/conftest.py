@@ -13,7 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from relaxml import LabelStudioModel, Settings, create_app
-from relaxml._server.logs import configure_logging
+from relaxml.logs import configure_logging
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POST_ROUTES = (

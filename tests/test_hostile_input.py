@@ -538,9 +538,9 @@ def test_media_fetchers_are_bounded_and_evicted_ones_closed(serve):
             == 200
         )
         if i == 0:
-            first = next(iter(backend._media.values()))
+            first = next(iter(backend.media._fetchers.values()))
             first.close = lambda: closed.append(True)
-    assert len(backend._media) == 32
+    assert len(backend.media) == 32
     assert closed == [True]
 
 

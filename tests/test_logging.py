@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from relaxml import Context, LabelStudioModel, Task
-from relaxml._server.logs import configure_logging, redact
+from relaxml._redaction import redact
+from relaxml.logs import configure_logging
 
 from .conftest import LOGGERS, first
 from .support.models import Trainable

@@ -31,6 +31,7 @@ def test_all_is_pinned():
         "UnknownLabelError",
         "__version__",
         "check_prediction",
+        "configure_logging",
         "create_app",
         "parse_label_config",
     ]
@@ -164,6 +165,7 @@ def test_only_public_modules_and_packages_lack_an_underscore():
         "events.py",
         "labels",
         "labelstudio",
+        "logs.py",
         "model.py",
         "prediction.py",
         "projects.py",

@@ -17,9 +17,8 @@ import anyio.to_thread
 from .._supervise import Wakeup
 from ..context import Context, RunModel
 from ..errors import HTTPError
-from ..labelstudio._pool import ClientPool
+from ..labelstudio._pool import ClientPool, MediaPool
 from ..labelstudio.client import LabelStudioClient
-from ..labelstudio.media import MediaFetcher
 from ..prediction import TaskOutput, normalize
 from ..projects import Project, ProjectRegistry
 from ..protocol import PredictRequest, Task, parse_task
@@ -41,10 +40,9 @@ class BackgroundPredictions:
         projects: ProjectRegistry,
         clients: ClientPool,
         run_model: RunModel,
-        media_for: Callable[[Project], MediaFetcher],
+        media: MediaPool,
         version: Callable[[], str],
         name: str,
-        wakeup: Wakeup,
     ) -> None:
         self.settings = settings
         self.delivery = delivery
@@ -52,10 +50,10 @@ class BackgroundPredictions:
         self.projects = projects
         self.clients = clients
         self._run_model = run_model
-        self._media_for = media_for
+        self.media = media
         self._version = version
         self._name = name
-        self._wakeup = wakeup
+        self.wakeup = Wakeup()  # set whenever work is queued; the deliverer rests on it
         self._inline_warning = -1e9
 
     async def wanted(self, request: PredictRequest, project: Project) -> bool:
@@ -97,7 +95,7 @@ class BackgroundPredictions:
                 tasks=[task.raw or {"id": task.id, "data": task.data} for task in request.tasks],
             )
         )
-        self._wakeup.set()
+        self.wakeup.set()
         logger.info("job %s: %d tasks queued for background prediction", job.id, count)
         return {"results": [], "model_version": version, "job": job.id, "queued": count}
 
@@ -113,7 +111,7 @@ class BackgroundPredictions:
         context = Context(
             project=project,
             label_config=job.label_config or project.label_config,
-            media=self._media_for(project),
+            media=self.media.get(project.hostname, project.access_token),
         )
         tasks: list[Task] = []
         results: dict[int, list[Any] | str] = {}
@@ -164,7 +162,7 @@ class BackgroundPredictions:
                 (i, e if isinstance(e, list) else [e]) for i, e in zip(ids, entries, strict=True)
             ],
         )
-        self._wakeup.set()
+        self.wakeup.set()
         return job.id
 
 

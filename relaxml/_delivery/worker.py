@@ -12,23 +12,19 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import anyio.to_thread
 
 from .._datadir.leader import LeaderLock
 from .._metrics import Metrics
-from .._supervise import Supervisor, Wakeup
+from .._supervise import Supervisor
 from ..labelstudio.client import LabelStudioClient, LabelStudioError
-from .outbox import Item, Job, Outbox
+from .background import BackgroundPredictions
+from .outbox import Item, Job
 from .reports import job_report
 
 logger = logging.getLogger(__name__)
-
-PredictBatch = Callable[[Job, list[Item]], Awaitable[dict[int, "list[dict[str, Any]] | str"]]]
-ClientFor = Callable[[Job], LabelStudioClient]
 
 COMPACT_EVERY = 60.0  # seconds between two compactions of the outbox
 
@@ -40,30 +36,26 @@ class Deliverer:
 
     def __init__(
         self,
-        outbox: Outbox,
+        background: BackgroundPredictions,
         leader: LeaderLock,
         *,
-        predict: PredictBatch,
-        client_for: ClientFor,
         metrics: Metrics,
         batch_size: int = 32,
         send_size: int = 500,
         idle: float = 0.5,
         progress_every: float = 5.0,
         supervisor: Supervisor | None = None,
-        wakeup: Wakeup | None = None,
     ) -> None:
-        """`wakeup`: set by whoever queues work (shared with `BackgroundPredictions`)."""
-        self.outbox = outbox
+        """Works the outbox of `background`, which wakes it whenever it queues work."""
+        self.background = background
+        self.outbox = background.outbox
         self.leader = leader
-        self._predict = predict
-        self._client_for = client_for
         self._metrics = metrics
         self.batch_size = batch_size
         self.send_size = send_size
         self._idle = idle
         self._progress_every = progress_every
-        self.wakeup = wakeup or Wakeup()
+        self.wakeup = background.wakeup
         self._last_progress: dict[str, float] = {}
         self._supervisor = supervisor or Supervisor()
 
@@ -105,7 +97,7 @@ class Deliverer:
         if claimed is None:
             return False
         job, items = claimed
-        results = await self._predict(job, items)
+        results = await self.background.predict_items(job, items)
         await anyio.to_thread.run_sync(self.outbox.predicted, job.id, results)
         failed = sum(isinstance(r, str) for r in results.values())
         self._metrics.inc("relaxml_tasks_predicted_total", len(results) - failed, mode="background")
@@ -126,7 +118,7 @@ class Deliverer:
 
     def _send(self, job: Job, items: list[Item]) -> None:
         try:
-            client = self._client_for(job)
+            client = self.background.client_for(job)
             if any(item.verify for item in items):
                 stored = self._already_stored(client, job, [i for i in items if i.verify])
                 if stored:

@@ -24,10 +24,10 @@ from .._metrics import Metrics, describe_metrics
 from ..model import LabelStudioModel, check_attributes
 from ..settings import Settings
 from . import routes
+from .accesslog import AccessLogMiddleware
 from .auth import BasicAuthMiddleware
 from .backend import Backend
 from .handlers import exception_handlers
-from .logs import AccessLogMiddleware
 from .shutdown import ShutdownMiddleware
 
 logger = logging.getLogger(__name__)

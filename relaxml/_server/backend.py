@@ -1,6 +1,9 @@
-"""`Backend`: what each route does, with the model, the projects, the scheduler and the trainer.
+"""`Backend`: the composition root of one served model, and what `/setup`, `/predict`,
+`/webhook` and `/train` ask of it.
 
-It speaks in decoded JSON bodies and plain dicts; `app.py` does the HTTP around it.
+It builds every collaborator once and hands each the others it needs (the background queue,
+the deliverer, the trainer, the keeper, the pools of clients and media fetchers). It speaks in
+decoded JSON bodies and plain dicts; `routes.py` does the HTTP around it.
 """
 
 from __future__ import annotations
@@ -22,9 +25,8 @@ from .._datadir.sqlite import FILENAME
 from .._delivery.background import BackgroundPredictions
 from .._delivery.outbox import Outbox
 from .._delivery.worker import Deliverer
-from .._lru import LRU
 from .._metrics import Metrics
-from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor, Wakeup
+from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
 from .._throttle import LogThrottle
 from .._training.keeper import ModelKeeper
 from .._training.store import TrainingStore
@@ -34,16 +36,14 @@ from ..context import Context
 from ..errors import HTTPError, ModelError, ModelOutputError, describe
 from ..events import (
     START_TRAINING,
-    RunControl,
     TrainingEvent,
     event_from_legacy_train,
     event_from_webhook,
 )
-from ..labelstudio._pool import ClientPool
-from ..labelstudio.media import MediaFetcher
+from ..labelstudio._pool import ClientPool, MediaPool
 from ..model import LabelStudioModel
 from ..prediction import Entry, json_safe, normalize
-from ..projects import Project, ProjectRegistry
+from ..projects import ProjectRegistry
 from ..protocol import Task, parse_predict, parse_setup
 from ..settings import Settings
 from .batching import MicroBatcher
@@ -54,7 +54,6 @@ logger = logging.getLogger(__name__)
 
 _SECRET_PARAMS = frozenset({"login", "password"})
 DEFAULT_MERGE_SIZE = 64  # tasks per merged call when batch_timeout is set without max_batch_size
-MAX_FETCHERS = 32  # media fetchers kept (one per Label Studio URL and token), least recent out
 
 
 class Backend:
@@ -96,9 +95,16 @@ class Backend:
         except sqlite3.DatabaseError as exc:
             raise DataDirError(f"database {database} cannot be used ({exc})") from None
         self.clients = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
-        self._media: LRU[tuple[str | None, str | None], MediaFetcher] = LRU(MAX_FETCHERS)
+        root = settings.local_files_root
+        self.media = MediaPool(
+            self.clients,
+            Path(settings.data_dir) / "media",
+            max_bytes=settings.media_max_bytes,
+            cache_bytes=settings.media_cache_bytes,
+            local_files_root=Path(root) if root else None,
+            deadline=settings.media_deadline,
+        )
         self.leader = LeaderLock(self.data_dir.path / "leader.lock")
-        self.wakeup = Wakeup()  # set when background work is queued; the deliverer waits on it
         self.background = BackgroundPredictions(
             settings=settings,
             delivery=self.delivery,
@@ -106,29 +112,25 @@ class Backend:
             projects=self.projects,
             clients=self.clients,
             run_model=self._run_stored,
-            media_for=self.media_for,
+            media=self.media,
             version=lambda: self.model_version,
             name=self.name,
-            wakeup=self.wakeup,
         )
         self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
         self.deliverer = Deliverer(
-            self.outbox,
+            self.background,
             self.leader,
-            predict=self.background.predict_items,
-            client_for=self.background.client_for,
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
             send_size=settings.delivery_batch,
             supervisor=self.supervisor,
-            wakeup=self.wakeup,
         )
         self.trainer = Trainer(
             self.training_store,
             self.leader,
-            fit=self.keeper.fit,
-            finish=self.keeper.finish,
-            control_for=self._control_for,
+            keeper=self.keeper,
+            clients=self.clients,
+            projects=self.projects,
             metrics=self.metrics,
             train_every=settings.train_every,
             supervisor=self.supervisor,
@@ -172,16 +174,6 @@ class Backend:
     def _adopt(self, model: LabelStudioModel) -> None:
         model._relaxml_sender = self.background.send
 
-    def _control_for(self, event: TrainingEvent) -> RunControl:
-        project = self.projects.by_id(event.project_id)
-        client = self.clients.find(
-            project.hostname if project else None, project.access_token if project else None
-        )
-        if client is None:
-            logger.warning("training without a Label Studio client (no usable Label Studio URL)")
-        last = self.training_store.last_success(event.project_key)
-        return RunControl(client, last)
-
     def _gauges(self) -> list[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
         outbox = self.outbox.counts()
         return [
@@ -201,8 +193,7 @@ class Backend:
         self.outbox.close()
         self.training_store.close()
         self.versions.close()
-        for fetcher in self._media.values():
-            fetcher.close()
+        self.media.close()
         self.clients.close()
 
     @property
@@ -240,7 +231,7 @@ class Backend:
             label_config=request.label_config or project.label_config,
             interactive=request.context,
             params={k: v for k, v in request.params.items() if k not in _SECRET_PARAMS},
-            media=self.media_for(project),
+            media=self.media.get(project.hostname, project.access_token),
         )
         results: list[Entry] = []
         if not request.tasks:
@@ -302,29 +293,6 @@ class Backend:
         if self._output_log.allow(kind):
             logger.error("%s (logged once a minute for this kind of mistake)", error.detail)
         return error
-
-    def media_for(self, project: Project) -> MediaFetcher:
-        """The media fetcher for a project's Label Studio (shared per URL and key).
-
-        At most `MAX_FETCHERS` are kept; the least recently used one is closed first.
-        """
-        key = (project.hostname, project.access_token)
-        fetcher = self._media.get(key)
-        if fetcher is not None:
-            return fetcher
-        client = self.clients.find(*key)  # None: no URL, or an unusable one
-        root = self.settings.local_files_root
-        fetcher = MediaFetcher(
-            client,
-            Path(self.settings.data_dir) / "media",
-            max_bytes=self.settings.media_max_bytes,
-            cache_bytes=self.settings.media_cache_bytes,
-            local_files_root=Path(root) if root else None,
-            deadline=self.settings.media_deadline,
-        )
-        for evicted in self._media.put(key, fetcher):
-            evicted.close()  # a download still using it reconnects
-        return fetcher
 
     async def webhook(self, body: object, *, authenticated: bool) -> dict[str, Any]:
         """`POST /webhook`: acknowledge at once; training happens in the background."""

@@ -6,11 +6,11 @@ import os
 
 from starlette.applications import Starlette
 
+from ..logs import configure_logging
 from ..settings import Settings
 from .app import create_app
 from .arenas import limit_malloc_arenas
 from .loader import load_model_class
-from .logs import configure_logging
 
 
 def app_from_env() -> Starlette:

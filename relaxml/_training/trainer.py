@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -30,20 +29,13 @@ from .._metrics import Metrics
 from .._supervise import Supervisor, Wakeup
 from ..errors import describe
 from ..events import ANNOTATION_ACTIONS, START_TRAINING, RunControl, TrainingEvent, merge
+from ..labelstudio._pool import ClientPool
+from ..projects import ProjectRegistry
 from ..protocol import ascii_int
+from .keeper import ModelKeeper
 from .store import RunRecord, TrainingStore
 
 logger = logging.getLogger(__name__)
-
-Fit = Callable[[TrainingEvent], "str | None"]
-"""Runs the model's `fit` (blocking) and returns the new version or None."""
-
-Finish = Callable[[str, int, TrainingEvent], Awaitable[str]]
-"""Called (on the event loop) with a new version, its run id and the run's event; returns the
-version as recorded (suffixed when `fit` returned one that already exists)."""
-
-ControlFor = Callable[[TrainingEvent], RunControl]
-"""What a run can reach (Label Studio's client, the cancel flag) for its event."""
 
 
 class Trainer:
@@ -54,9 +46,9 @@ class Trainer:
         store: TrainingStore,
         leader: LeaderLock,
         *,
-        fit: Fit,
-        finish: Finish,
-        control_for: ControlFor,
+        keeper: ModelKeeper,
+        clients: ClientPool,
+        projects: ProjectRegistry,
         metrics: Metrics,
         train_every: int = 1,
         idle: float = 0.5,
@@ -64,9 +56,9 @@ class Trainer:
     ) -> None:
         self.store = store
         self.leader = leader
-        self._fit = fit
-        self._finish = finish
-        self._control_for = control_for
+        self.keeper = keeper
+        self.clients = clients
+        self.projects = projects
         self._metrics = metrics
         self.train_every = train_every
         self._idle = idle
@@ -126,6 +118,17 @@ class Trainer:
             run_id, state, time.monotonic() - started, f", version {version}" if version else "",
         )  # fmt: skip
 
+    def _control_for(self, event: TrainingEvent) -> RunControl:
+        """What a run can reach: the project's Label Studio client (None without a usable URL)
+        and when the project last trained successfully. Blocking."""
+        project = self.projects.by_id(event.project_id)
+        client = self.clients.find(
+            project.hostname if project else None, project.access_token if project else None
+        )
+        if client is None:
+            logger.warning("training without a Label Studio client (no usable Label Studio URL)")
+        return RunControl(client, self.store.last_success(event.project_key))
+
     async def _train(
         self, run_id: int, project: str, payloads: list[dict[str, Any]]
     ) -> tuple[str, str | None, str | None, int]:
@@ -141,7 +144,9 @@ class Trainer:
             version: str | None = None
             error: str | None = None
             try:
-                version = await anyio.to_thread.run_sync(self._fit, event, abandon_on_cancel=True)
+                version = await anyio.to_thread.run_sync(
+                    self.keeper.fit, event, abandon_on_cancel=True
+                )
             except Exception as exc:
                 state, error = "failed", describe(exc)
                 logger.error("training run %d failed", run_id, exc_info=exc)
@@ -153,7 +158,7 @@ class Trainer:
         used = control.annotations_used or len(event.annotations)
         if state == "succeeded" and version is not None:
             try:
-                version = await self._finish(version, run_id, event)
+                version = await self.keeper.finish(version, run_id, event)
             except Exception as exc:
                 state, error = "failed", f"saving version {version}: {describe(exc)}"
                 logger.error("training run %d: saving version %s failed", run_id, version,

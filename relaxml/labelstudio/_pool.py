@@ -1,4 +1,5 @@
-"""`ClientPool`: one `LabelStudioClient` per Label Studio URL and key, and whether it works.
+"""`ClientPool`: one `LabelStudioClient` per Label Studio URL and key, and whether it works;
+`MediaPool`: one `MediaFetcher` per Label Studio URL and key, sharing one file cache.
 
 The URL is `LABEL_STUDIO_URL` when set, else the `hostname` of the project's `/setup`; the key
 is `LABEL_STUDIO_API_KEY` when set, else the project's `access_token` from `/setup`. A
@@ -12,16 +13,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 from .._lru import LRU
 from .._redaction import remember
 from .client import LabelStudioClient, LabelStudioError
+from .media import MediaFetcher
 
 logger = logging.getLogger(__name__)
 
 VERIFY_TTL = 300.0  # seconds a successful or failed access check is trusted
 MAX_CLIENTS = 64  # clients kept (each holds a connection pool); the least recently used close
 MAX_CHECKS = 1024  # access check results kept
+MAX_FETCHERS = 32  # media fetchers kept (one per Label Studio URL and token), least recent out
 
 _NO_URL = "no Label Studio URL: set LABEL_STUDIO_URL (Label Studio sent no hostname)"
 
@@ -136,3 +140,64 @@ class ClientPool:
             clients = self._clients.clear()
         for client in clients:
             client.close()
+
+
+class MediaPool:
+    """The media fetchers of one backend: one per (hostname, access token) of a `/setup`, each
+    with its client from `clients`, all writing to one cache directory. At most `size` are
+    kept; the least recently used one is closed first (a download still using it reconnects).
+    """
+
+    def __init__(
+        self,
+        clients: ClientPool,
+        directory: Path,
+        *,
+        max_bytes: int,
+        cache_bytes: int,
+        local_files_root: Path | None,
+        deadline: float,
+        size: int = MAX_FETCHERS,
+    ) -> None:
+        self.clients = clients
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.cache_bytes = cache_bytes
+        self.local_files_root = local_files_root
+        self.deadline = deadline
+        self._fetchers: LRU[tuple[str | None, str | None], MediaFetcher] = LRU(size)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._fetchers)
+
+    def get(self, hostname: str | None, access_token: str | None) -> MediaFetcher:
+        """The fetcher for a project's Label Studio; without a usable Label Studio URL it
+        still reads local files and plain URLs."""
+        key = (hostname, access_token)
+        with self._lock:
+            fetcher = self._fetchers.get(key)
+            if fetcher is not None:
+                return fetcher
+        client = self.clients.find(hostname, access_token)
+        fetcher = MediaFetcher(
+            client,
+            self.directory,
+            max_bytes=self.max_bytes,
+            cache_bytes=self.cache_bytes,
+            local_files_root=self.local_files_root,
+            deadline=self.deadline,
+        )
+        with self._lock:
+            raced = self._fetchers.get(key)
+            evicted = [fetcher] if raced else self._fetchers.put(key, fetcher)
+        for old in evicted:
+            old.close()
+        return raced or fetcher
+
+    def close(self) -> None:
+        """Close every fetcher's connections."""
+        with self._lock:
+            fetchers = self._fetchers.clear()
+        for fetcher in fetchers:
+            fetcher.close()
