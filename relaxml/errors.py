@@ -1,9 +1,10 @@
-"""The error types that become JSON answers (`handlers.py` turns them into responses).
+"""The error types that become JSON answers (the server's `handlers.py` turns them into
+responses and decides their HTTP status).
 
 Every answer relaxml gives is JSON, errors included: `{"error": <code>, "detail": <message>}`,
 plus `"field"` when one field of the request is at fault. No traceback ever reaches the wire;
 unexpected exceptions are logged in full and answered with a short 500. Every detail is
-redacted as log lines are (`redaction.redact`): no secret relaxml knows, and nothing that looks
+redacted as log lines are (`_redaction.redact`): no secret relaxml knows, and nothing that looks
 like a credential, reaches an answer.
 """
 
@@ -26,8 +27,29 @@ CODES = {  # the error code of each status relaxml answers with
 }
 
 
-class HTTPError(Exception):
-    """An error with an HTTP status, a machine-readable code and a human message."""
+class Failure(Exception):
+    """A failure relaxml answers as JSON: a machine-readable `code`, a `detail` (redacted) and
+    the request `field` at fault, if one is. The server decides the HTTP status from the code;
+    the same failure in a background job is recorded with its detail."""
+
+    def __init__(self, code: str, detail: str, *, field: str | None = None) -> None:
+        detail = redact(detail)
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of this failure."""
+        body: dict[str, Any] = {"error": self.code, "detail": self.detail}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class HTTPError(Failure):
+    """A failure with its own HTTP status (and headers): raise it from a model to answer that
+    status, e.g. `HTTPError(404, "not_found", "no such image")`."""
 
     def __init__(
         self,
@@ -38,42 +60,31 @@ class HTTPError(Exception):
         field: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        detail = redact(detail)
-        super().__init__(detail)
+        super().__init__(code, detail, field=field)
         self.status_code = status_code
-        self.code = code
-        self.detail = detail
-        self.field = field
         self.headers = dict(headers or {})
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body of this error."""
-        body: dict[str, Any] = {"error": self.code, "detail": self.detail}
-        if self.field is not None:
-            body["field"] = self.field
-        return body
 
-
-class BadRequest(HTTPError):
-    """A malformed request: invalid JSON (400), or a field missing or of a wrong type (422)."""
+class BadRequest(Failure):
+    """A malformed request: invalid JSON (`bad_request`), or a field missing or of a wrong
+    type (`invalid_field`, naming the field)."""
 
     def __init__(self, detail: str, *, field: str | None = None) -> None:
-        status = 400 if field is None else 422
-        super().__init__(status, CODES[status], detail, field=field)
+        super().__init__("bad_request" if field is None else "invalid_field", detail, field=field)
 
 
-class ModelError(HTTPError):
+class ModelError(Failure):
     """The user's model raised. The message is short; the traceback goes to the log only."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(500, "model_error", detail)
+        super().__init__("model_error", detail)
 
 
-class ModelOutputError(HTTPError):
+class ModelOutputError(Failure):
     """The user's model returned something Label Studio cannot read."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(500, "model_output", detail)
+        super().__init__("model_output", detail)
 
 
 def describe(exc: BaseException, limit: int = 300) -> str:

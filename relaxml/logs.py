@@ -23,7 +23,7 @@ __all__ = ["RedactingFilter", "configure_logging", "remember"]
 class RedactingFilter(logging.Filter):
     """A handler filter that makes each record safe to write as one line.
 
-    The message and traceback are redacted (`redaction.redact`: credential-looking values and
+    The message and traceback are redacted (`_redaction.redact`: credential-looking values and
     every secret relaxml knows), and control characters (CR, LF, ANSI escapes) in the message
     are escaped so that no input can forge a log line; a traceback keeps its line breaks.
     """

@@ -47,3 +47,25 @@ def test_relative_links_resolve():
     for page in [*DOCS.glob("*.md"), DOCS.parent / "README.md"]:
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
             assert (page.parent / target).is_file(), f"{page.name} -> {target}"
+
+
+IMPORT = re.compile(r"^from (relaxml[\w.]*) import (\([^)]*\)|[^\n]+)", re.M)
+
+
+def test_the_docs_import_only_public_names_and_every_one_exists():
+    """A user following the docs never imports a private module, and every import works."""
+    import importlib
+
+    pages = [*DOCS.glob("*.md"), DOCS.parent / "README.md", *DOCS.parent.glob("examples/**/*.md")]
+    seen = 0
+    for page in pages:
+        for module_name, names in IMPORT.findall(page.read_text()):
+            where = f"{page.name}: from {module_name} import ..."
+            assert not any(part.startswith("_") for part in module_name.split(".")), where
+            module = importlib.import_module(module_name)
+            for item in names.strip("()").split(","):
+                name = item.split(" as ")[0].strip()
+                if name and not name.startswith("#"):
+                    assert hasattr(module, name), f"{where} {name}"
+            seen += 1
+    assert seen > 10

@@ -16,7 +16,7 @@ import anyio.to_thread
 
 from .._supervise import Wakeup
 from ..context import Context, RunModel
-from ..errors import HTTPError
+from ..errors import Failure
 from ..labelstudio._pool import ClientPool, MediaPool
 from ..labelstudio.client import LabelStudioClient
 from ..prediction import TaskOutput, normalize
@@ -118,11 +118,11 @@ class BackgroundPredictions:
         for item in items:
             try:
                 tasks.append(parse_task(item.task))
-            except HTTPError as exc:
+            except Failure as exc:
                 results[item.task_id] = exc.detail
         try:
             entries = await self._run_model(tasks, context) if tasks else []
-        except HTTPError as exc:
+        except Failure as exc:
             if len(tasks) == 1:
                 return {**results, tasks[0].id: exc.detail}
             for task in tasks:  # isolate the task(s) the model fails on

@@ -33,7 +33,7 @@ from .._training.store import TrainingStore
 from .._training.trainer import Trainer
 from .._training.versions import VersionStore
 from ..context import Context
-from ..errors import HTTPError, ModelError, ModelOutputError, describe
+from ..errors import Failure, HTTPError, ModelError, ModelOutputError, describe
 from ..events import (
     START_TRAINING,
     TrainingEvent,
@@ -68,7 +68,7 @@ class Backend:
         *,
         data_dir: DataDir | None = None,
     ) -> None:
-        """`data_dir`: the checked data directory (`datadir.prepare`); checked here if None."""
+        """`data_dir`: the checked data directory (`prepare`); checked here if None."""
         self.settings = settings
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
@@ -203,7 +203,7 @@ class Backend:
 
     def health(self) -> dict[str, Any]:
         """`GET /health`: instant, never waits for the model. DOWN (with a `reason`) once a
-        background loop could not go on; `app.py` answers it with 503."""
+        background loop could not go on; `routes.health` answers it with 503."""
         down = self.supervisor.reason
         return {
             "status": "UP" if down is None else "DOWN",
@@ -243,7 +243,7 @@ class Backend:
                 run = self.batcher.submit if self.batcher else self._run_model
                 try:
                     results.extend(await run(list(chunk), context))
-                except HTTPError:
+                except Failure:
                     self.metrics.inc("relaxml_predict_errors_total", len(chunk), mode="inline")
                     raise
         self.metrics.inc("relaxml_tasks_predicted_total", len(results), mode="inline")
@@ -256,7 +256,7 @@ class Backend:
                 output = await self.scheduler.run_async(self.model.predict, tasks, context)
             else:
                 output = await self.scheduler.run_sync(self.model.predict, tasks, context)
-        except HTTPError:
+        except Failure:
             raise
         except Exception as exc:
             logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)

@@ -14,18 +14,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..errors import CODES, HTTPError, describe
+from ..errors import CODES, Failure, HTTPError, describe
 
 logger = logging.getLogger(__name__)
 
 
-def error_response(error: HTTPError) -> JSONResponse:
-    """`error` as a JSON response with its status and headers."""
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=error.headers)
+STATUS = {"bad_request": 400, "invalid_field": 422, "model_error": 500, "model_output": 500}
+"""The HTTP status of each failure code (`HTTPError`s carry their own)."""
 
 
-async def _on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPError)
+def error_response(error: Failure) -> JSONResponse:
+    """`error` as a JSON response with its status (and headers, for an `HTTPError`)."""
+    if isinstance(error, HTTPError):
+        return JSONResponse(error.to_dict(), status_code=error.status_code, headers=error.headers)
+    return JSONResponse(error.to_dict(), status_code=STATUS.get(error.code, 500))
+
+
+async def _on_failure(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Failure)
     return error_response(exc)
 
 
@@ -49,7 +55,7 @@ async def _on_unexpected(request: Request, exc: Exception) -> Response:
 def exception_handlers() -> dict[Any, Any]:
     """Starlette exception handlers that answer every failure with JSON."""
     return {
-        HTTPError: _on_http_error,
+        Failure: _on_failure,
         StarletteHTTPException: _on_starlette_error,
         Exception: _on_unexpected,
     }

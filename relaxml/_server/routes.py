@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .._delivery.reports import job_report
-from ..errors import BadRequest, HTTPError, describe
+from ..errors import BadRequest, Failure, HTTPError, describe
 from ..protocol import as_mapping, ascii_int
 from ..settings import Settings
 from .auth import AUTHENTICATED
@@ -238,7 +238,7 @@ async def _guarded(
     try:
         answer = call()
         return answer if isinstance(answer, dict) else await answer
-    except HTTPError:
+    except Failure:
         raise
     except Exception as exc:
         logger.error("error on %s", request.url.path, exc_info=exc)

@@ -1,6 +1,6 @@
 """`TrainingStore`: the durable queue of training events and the record of training runs.
 
-Every worker writes events here; only the leader (see `leader.py`) starts runs, so a training
+Every worker writes events here; only the leader (`LeaderLock`) starts runs, so a training
 event trains once however many workers there are. A run claims every pending event of its
 project, so events that arrive during a run wait for the one next run: coalescing falls out
 of the queue. A run interrupted by a crash gives its events back to the queue.
