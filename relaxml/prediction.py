@@ -41,6 +41,7 @@ TaskOutput = PredictionLike | Sequence[PredictionLike] | None
 Entry = dict[str, Any] | list[dict[str, Any]]
 
 _BIG = 1e300  # an int beyond this goes the long way: float() may not hold it
+_ONLY_DICTS = frozenset({dict})
 
 
 def normalize(
@@ -72,7 +73,7 @@ def normalize(
 def _plain(item: dict[str, Any], version: str) -> dict[str, Any] | None:
     """The common case, a well-formed dict, checked quickly; None sends it the long way."""
     result = item.get("result")
-    if type(result) is not list or any(type(region) is not dict for region in result):
+    if type(result) is not list or (result and not _ONLY_DICTS.issuperset(map(type, result))):
         return None
     score = item.get("score")
     if not (

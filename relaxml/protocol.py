@@ -8,9 +8,11 @@ object, a JSON string or null, and tasks carry far more keys than relaxml needs,
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
@@ -161,7 +163,10 @@ def parse_predict(body: object) -> PredictRequest:
     raw_tasks = obj["tasks"]
     if not isinstance(raw_tasks, list):
         raise BadRequest(f"'tasks' must be a list, got {_kind(raw_tasks)}", field="tasks")
-    tasks = [parse_task(item, f"tasks[{i}]") for i, item in enumerate(raw_tasks)]
+    try:
+        tasks = [parse_task(item) for item in raw_tasks]
+    except BadRequest:  # again, for the error that names the task's position
+        tasks = [parse_task(item, f"tasks[{i}]") for i, item in enumerate(raw_tasks)]
     params = obj.get("params")
     if params is None:
         params = {}
@@ -233,19 +238,21 @@ def parse_extra_params(value: object) -> dict[str, Any]:
 
 def depth_exceeds(value: object, limit: int) -> bool:
     """Whether arrays and objects in `value` (as `json.loads` makes them) nest more than `limit`
-    deep. Level by level, without recursion."""
-    level: list[Any] = [value] if type(value) is dict or type(value) is list else []
+    deep. Level by level, without recursion: `gc.get_referents` lists the members of a whole
+    level in one call (an object's values, an array's items), and the containers among them
+    are picked out without a Python-level loop."""
+    level: list[Any] = [value] if type(value) in _CONTAINERS else []
     depth = 0
     while level:
         depth += 1
         if depth > limit:
             return True
-        children: list[Any] = []
-        for node in level:
-            members = node.values() if type(node) is dict else node
-            children += [c for c in members if type(c) is dict or type(c) is list]
-        level = children
+        members = gc.get_referents(*level)
+        level = list(compress(members, map(_CONTAINERS.__contains__, map(type, members))))
     return False
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 def _project(value: object, where: str, *, required: bool) -> str | None:

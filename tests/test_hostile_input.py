@@ -18,6 +18,8 @@ from typing import Any
 import anyio
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relaxml import Context, LabelStudioModel, Settings, Task, create_app
 from relaxml._server.batching import MicroBatcher
@@ -28,7 +30,7 @@ from relaxml.labels.validation import Problem
 from relaxml.labelstudio.client import LabelStudioClient
 from relaxml.labelstudio.media import MediaError, MediaFetcher
 from relaxml.projects import Project, ProjectRegistry
-from relaxml.protocol import SetupRequest
+from relaxml.protocol import SetupRequest, depth_exceeds
 
 from .conftest import POST_ROUTES, backend_of, wait_for
 from .support.httpfakes import FakeServer, Reply
@@ -627,3 +629,29 @@ def test_a_trickling_server_does_not_hold_the_predict_slot(serve):
         assert client.get("/health").status_code == 200
     finally:
         server.stop()
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of arrays and objects, by plain recursion (the reference)."""
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+        ),
+        max_leaves=40,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_depth_check_agrees_with_plain_recursion(value):
+    value = json.loads(json.dumps(value))  # what the server sees: json.loads output
+    depth = _depth(value)
+    for limit in (max(depth - 1, 0), depth, depth + 1):
+        assert depth_exceeds(value, limit) == (depth > limit)
