@@ -189,6 +189,7 @@ class Backend:
 
     def close(self) -> None:
         """Release the databases, the leader lock and the API clients."""
+        self.scheduler.close()
         self.leader.release()
         self.outbox.close()
         self.training_store.close()

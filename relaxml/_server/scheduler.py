@@ -15,9 +15,9 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 
 from ..errors import HTTPError
+from .threads import ModelThreads
 
 logger = logging.getLogger(__name__)
 
@@ -45,13 +45,14 @@ class Scheduler:
     def __init__(self, *, max_concurrency: int = 1, max_queue: int = 256) -> None:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
-        self._slots = anyio.CapacityLimiter(max_concurrency)
+        self._slots = anyio.CapacityLimiter(max_concurrency)  # async models
+        self._threads = ModelThreads(max_concurrency)  # sync models
         self._admitted = 0
 
     @property
     def running(self) -> int:
         """Predict calls running now."""
-        return int(self._slots.borrowed_tokens)
+        return int(self._slots.borrowed_tokens) + self._threads.busy
 
     @property
     def waiting(self) -> int:
@@ -70,14 +71,19 @@ class Scheduler:
             self._admitted -= 1
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking call in a worker thread once a slot is free (the slot is held by the
-        thread, so a cancelled request never frees it while the call still runs)."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._slots)
+        """Run a blocking call in one of `max_concurrency` model threads, in the order calls
+        come (the thread is held by the call, so a cancelled request never frees it while the
+        call still runs)."""
+        return await self._threads.run(fn, *args)
 
     async def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Await a coroutine function once a slot is free."""
         async with self._slots:
             return await fn(*args)
+
+    def close(self) -> None:
+        """Stop the model threads once their calls return."""
+        self._threads.close()
 
 
 def chunked(items: Sequence[T], size: int | None) -> list[Sequence[T]]:
