@@ -1,0 +1,139 @@
+"""ModelThreads: the threads a sync model's predict runs in."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+
+import anyio
+import pytest
+
+from relaxml._server.threads import ModelThreads
+
+REQUEST = contextvars.ContextVar("REQUEST", default="none")
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # relaxml serves on asyncio (uvicorn)
+
+
+async def test_each_caller_gets_its_own_result_and_calls_start_in_order():
+    threads = ModelThreads(1)
+    started: list[int] = []
+
+    def work(i: int) -> int:
+        started.append(i)
+        time.sleep(0.001)
+        return i * 10
+
+    results: dict[int, int] = {}
+
+    async def call(i: int) -> None:
+        results[i] = await threads.run(work, i)
+
+    async with anyio.create_task_group() as group:
+        for i in range(50):
+            group.start_soon(call, i)
+            await anyio.sleep(0)  # queued in this order
+    assert results == {i: i * 10 for i in range(50)}
+    assert started == list(range(50))
+    threads.close()
+
+
+async def test_an_exception_reaches_only_its_own_caller():
+    threads = ModelThreads(1)
+
+    def work(i: int) -> int:
+        if i == 3:
+            raise ValueError("three")
+        return i
+
+    outcomes: dict[int, object] = {}
+
+    async def call(i: int) -> None:
+        try:
+            outcomes[i] = await threads.run(work, i)
+        except ValueError as exc:
+            outcomes[i] = exc
+
+    async with anyio.create_task_group() as group:
+        for i in range(6):
+            group.start_soon(call, i)
+    assert [outcomes[i] for i in (0, 1, 2, 4, 5)] == [0, 1, 2, 4, 5]
+    assert isinstance(outcomes[3], ValueError)
+    threads.close()
+
+
+async def test_at_most_count_calls_run_at_once_in_threads_not_the_loop():
+    threads = ModelThreads(2)
+    lock = threading.Lock()
+    running = peak = 0
+    loop_thread = threading.get_ident()
+    seen: set[int] = set()
+
+    def work() -> None:
+        nonlocal running, peak
+        seen.add(threading.get_ident())
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+
+    async with anyio.create_task_group() as group:
+        for _ in range(8):
+            group.start_soon(threads.run, work)
+    assert peak == 2
+    assert loop_thread not in seen
+    assert len(seen) == 2
+    threads.close()
+
+
+async def test_the_callers_context_variables_reach_the_call():
+    threads = ModelThreads(1)
+    REQUEST.set("req-7")
+    assert await threads.run(REQUEST.get) == "req-7"
+    threads.close()
+
+
+async def test_a_cancelled_caller_waits_for_its_running_call():
+    threads = ModelThreads(1)
+    finished = threading.Event()
+
+    def slow() -> str:
+        time.sleep(0.2)
+        finished.set()
+        return "done"
+
+    with anyio.move_on_after(0.05):
+        await threads.run(slow)
+    assert finished.is_set()  # the scope's deadline passed, but the call was waited for
+    threads.close()
+
+
+async def test_close_fails_queued_calls_and_refuses_new_ones():
+    threads = ModelThreads(1)
+    gate = threading.Event()
+    outcomes: list[object] = []
+
+    async def call(fn) -> None:
+        try:
+            outcomes.append(await threads.run(fn))
+        except RuntimeError as exc:
+            outcomes.append(str(exc))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(call, lambda: gate.wait(5) and "first")
+        await anyio.sleep(0.05)
+        group.start_soon(call, lambda: "second")
+        await anyio.sleep(0.05)
+        threads.close()
+        gate.set()
+    assert outcomes == ["the server is shutting down", "first"]
+    with pytest.raises(RuntimeError, match="closed"):
+        await threads.run(lambda: None)
