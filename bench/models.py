@@ -72,3 +72,12 @@ class Trainable(Trivial):
 
     def fit(self, event: TrainingEvent) -> str | None:
         return None
+
+
+class TrivialAsync(LabelStudioModel):
+    """`Trivial` written `async def`: relaxml runs it on the event loop, no thread hop."""
+
+    model_version = trivial.MODEL_VERSION
+
+    async def predict(self, tasks: list[Task], context: Context) -> list[dict[str, Any]]:
+        return [{"result": [trivial.label(t.id, t.data)], "score": trivial.SCORE} for t in tasks]

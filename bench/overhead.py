@@ -24,7 +24,7 @@ import payloads
 import trivial
 from common import Server, rounded, start_server, stop_server, wait_healthy
 from load import LoadResult, post_json
-from suite import FLOOR, INCUMBENT, RELAXML, Suite
+from suite import FLOOR, INCUMBENT, LIMIT, RELAXML, RELAXML_ASYNC, Suite
 
 NAME = "overhead"
 BATCHES = (1, 100)
@@ -44,7 +44,7 @@ def run(suite: Suite) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
     notes: dict[str, str | None] = {}
     for model, batches in SCENARIOS.items():
-        specs = suite.servers(model)
+        specs = suite.servers(model, limit=True)
         scenario = {n: bodies[n] for n in batches}
         samples, note = _scenario(suite, specs, scenario, rounds, warmup, seconds)
         with_incumbent = suite.incumbent is not None and note is None
@@ -166,11 +166,18 @@ def _ratios(
     prefix: str,
 ) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
+    pairs = (
+        (RELAXML, LIMIT, "vs_limit"),
+        (RELAXML_ASYNC, LIMIT, "async_vs_limit"),
+        (RELAXML, FLOOR, "vs_floor"),
+        (RELAXML, INCUMBENT, "vs_incumbent"),
+    )
     for n in batches:
-        ours = samples.get((RELAXML, n), [])
-        for other, key in ((FLOOR, "vs_floor"), (INCUMBENT, "vs_incumbent")):
-            theirs = samples.get((other, n), [])
+        for name, other, key in pairs:
             if other == INCUMBENT and not with_incumbent:
+                continue
+            ours, theirs = samples.get((name, n), []), samples.get((other, n), [])
+            if not ours or not theirs:
                 continue
             per_round = [
                 a.requests_per_s / b.requests_per_s

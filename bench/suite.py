@@ -11,6 +11,8 @@ from incumbent import Incumbent
 from load import LoadGenerator
 
 RELAXML = "relaxml"
+RELAXML_ASYNC = "relaxml-async"
+LIMIT = "starlette-limit"
 FLOOR = "starlette-floor"
 INCUMBENT = "incumbent"
 
@@ -31,6 +33,15 @@ def relaxml_spec(model: str, data_dir: Path, env: dict[str, str] | None = None) 
     argv = [python(), "-m", "relaxml", "serve", target, "--host", "{host}", "--port", "{port}"]
     env = {"RELAXML_DATA_DIR": str(data_dir), **(env or {})}
     return ServerSpec(f"relaxml-{model}", argv, env=env)
+
+
+def limit_spec(model: str = "Trivial") -> ServerSpec:
+    """The limit of the stack (bench/limit.py): bare Starlette, predict on the event loop, no
+    access log."""
+    argv = [python(), str(BENCH_DIR / "limit.py"), "--host", "{host}", "--port", "{port}"]
+    if model != "Trivial":
+        argv += ["--model", FLOOR_MODELS[model]]
+    return ServerSpec("starlette-limit" if model == "Trivial" else f"starlette-limit-{model}", argv)
 
 
 def floor_spec(model: str = "Trivial") -> ServerSpec:
@@ -61,11 +72,17 @@ class Suite:
         """`quick` in quick mode, else `full`."""
         return quick if self.quick else full
 
-    def servers(self, model: str) -> dict[str, ServerSpec | None]:
+    def servers(self, model: str, *, limit: bool = False) -> dict[str, ServerSpec | None]:
         """relaxml, the Starlette floor (Trivial and Loaded only) and the incumbent (None: not
-        given)."""
+        given). With `limit`, also the limit of the stack, and for `Trivial` relaxml serving
+        the same model written `async def`."""
         data_dir = self.workdir / f"relaxml-data-{model}"  # one model per data directory
         specs: dict[str, ServerSpec | None] = {RELAXML: relaxml_spec(model, data_dir)}
+        if limit and model == "Trivial":
+            async_dir = self.workdir / "relaxml-data-TrivialAsync"
+            specs[RELAXML_ASYNC] = relaxml_spec("TrivialAsync", async_dir)
+        if limit and model in FLOOR_MODELS:
+            specs[LIMIT] = limit_spec(model)
         if model in FLOOR_MODELS:
             specs[FLOOR] = floor_spec(model)
         specs[INCUMBENT] = self.incumbent.spec(model) if self.incumbent else None

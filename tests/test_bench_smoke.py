@@ -52,13 +52,19 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
             assert row["requests_per_s"] > 0
             assert row["errors"] == 0
             assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    for key in ("vs_limit_1", "vs_limit_100", "async_vs_limit_1", "async_vs_limit_100"):
+        assert overhead["ratios"][key]["median"] > 0
     assert overhead["ratios"]["vs_floor_1"]["median"] > 0
     assert overhead["ratios"]["vs_floor_100"]["median"] > 0
+    assert overhead["ratios"]["loaded_vs_limit_1"]["median"] > 0
     assert overhead["ratios"]["loaded_vs_floor_1"]["median"] > 0
     assert {(row["model"], row["server"]) for row in overhead["rows"] if row["measured"]} == {
         ("Trivial", "relaxml"),
+        ("Trivial", "relaxml-async"),
+        ("Trivial", "starlette-limit"),
         ("Trivial", "starlette-floor"),
         ("Loaded", "relaxml"),
+        ("Loaded", "starlette-limit"),
         ("Loaded", "starlette-floor"),
     }
     assert overhead["settings"]["loaded_constructor_ms"] > 0
@@ -103,6 +109,9 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
 
     keys = {target["key"] for target in results["targets"]}
     assert {
+        "overhead-vs-limit-1",
+        "overhead-vs-limit-100",
+        "overhead-async-vs-limit-1",
         "overhead-floor-1",
         "overhead-floor-100",
         "health-p99-Slow",

@@ -53,16 +53,16 @@ def table(settings: Settings) -> list[Route]:
     def in_thread(read: Callable[[Backend, Any], dict[str, Any]]) -> Action:
         return lambda backend, body, request: anyio.to_thread.run_sync(read, backend, body)
 
-    return [
-        Route("/", health, methods=["GET"]),
+    return [  # the busiest first: Starlette tries them in order
+        Route("/predict", post(predict), methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        Route("/", health, methods=["GET"]),
         Route("/versions", _off_loop(list_versions), methods=["GET"]),
         Route("/jobs", _off_loop(list_jobs), methods=["GET"]),
         Route("/jobs/{job_id}", _off_loop(get_job), methods=["GET"]),
         Route("/jobs/{job_id}/cancel", _off_loop(cancel_job), methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/setup", post(lambda b, body, r: b.setup(body)), methods=["POST"]),
-        Route("/predict", post(predict), methods=["POST"]),
         Route("/webhook", post(webhook, webhook=True), methods=["POST"]),
         Route("/train", post(lambda b, body, r: b.train(body)), methods=["POST"]),
         Route("/job_status", post(in_thread(job_status)), methods=["POST"]),

@@ -9,12 +9,11 @@ run in worker threads, async models on the loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
-
-import anyio
 
 from ..errors import HTTPError
 from .threads import ModelThreads
@@ -45,14 +44,15 @@ class Scheduler:
     def __init__(self, *, max_concurrency: int = 1, max_queue: int = 256) -> None:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
-        self._slots = anyio.CapacityLimiter(max_concurrency)  # async models
+        self._slots = asyncio.Semaphore(max_concurrency)  # async models; no checkpoint when free
+        self._awaiting = 0  # async calls holding a slot
         self._threads = ModelThreads(max_concurrency)  # sync models
         self._admitted = 0
 
     @property
     def running(self) -> int:
         """Predict calls running now."""
-        return int(self._slots.borrowed_tokens) + self._threads.busy
+        return self._awaiting + self._threads.busy
 
     @property
     def waiting(self) -> int:
@@ -79,7 +79,11 @@ class Scheduler:
     async def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Await a coroutine function once a slot is free."""
         async with self._slots:
-            return await fn(*args)
+            self._awaiting += 1
+            try:
+                return await fn(*args)
+            finally:
+                self._awaiting -= 1
 
     def close(self) -> None:
         """Stop the model threads once their calls return."""
