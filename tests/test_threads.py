@@ -137,3 +137,28 @@ async def test_close_fails_queued_calls_and_refuses_new_ones():
     assert outcomes == ["the server is shutting down", "first"]
     with pytest.raises(RuntimeError, match="closed"):
         await threads.run(lambda: None)
+
+
+async def test_an_urgent_call_starts_before_every_queued_call_that_is_not():
+    threads = ModelThreads(1)
+    gate = threading.Event()
+    started: list[str] = []
+
+    def work(name: str) -> str:
+        if name == "running":
+            gate.wait(5)
+        started.append(name)
+        return name
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(threads.run, work, "running")
+        await anyio.sleep(0.05)  # holds the only thread
+        for i in range(3):
+            group.start_soon(threads.run, work, f"bulk-{i}")
+        await anyio.sleep(0.01)
+        group.start_soon(lambda: threads.run(work, "annotator", urgent=True))
+        await anyio.sleep(0.01)
+        assert threads.queued == 4
+        gate.set()
+    assert started == ["running", "annotator", "bulk-0", "bulk-1", "bulk-2"]
+    threads.close()

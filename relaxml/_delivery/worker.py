@@ -22,6 +22,7 @@ from .._supervise import Supervisor
 from ..labelstudio.client import LabelStudioClient, LabelStudioError
 from .background import BackgroundPredictions
 from .outbox import Item, Job
+from .pace import Pace
 from .reports import job_report
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,12 @@ class Deliverer:
         idle: float = 0.5,
         progress_every: float = 5.0,
         supervisor: Supervisor | None = None,
+        pace: Pace | None = None,
     ) -> None:
-        """Works the outbox of `background`, which wakes it whenever it queues work."""
+        """Works the outbox of `background`, which wakes it whenever it queues work; `pace`
+        sizes its batches (full ones when None)."""
         self.background = background
+        self.pace = pace or Pace()
         self.outbox = background.outbox
         self.leader = leader
         self._metrics = metrics
@@ -93,7 +97,8 @@ class Deliverer:
         return False
 
     async def _predict_once(self) -> bool:
-        claimed = await anyio.to_thread.run_sync(self.outbox.claim_to_predict, self.batch_size)
+        size = self.pace.batch(self.batch_size)  # small while annotators are at work
+        claimed = await anyio.to_thread.run_sync(self.outbox.claim_to_predict, size)
         if claimed is None:
             return False
         job, items = claimed

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from .._datadir.leader import LeaderLock
 from .._datadir.sqlite import FILENAME
 from .._delivery.background import BackgroundPredictions
 from .._delivery.outbox import Outbox
+from .._delivery.pace import Pace
 from .._delivery.worker import Deliverer
 from .._metrics import Metrics
 from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
@@ -117,9 +119,11 @@ class Backend:
             name=self.name,
         )
         self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
+        self.pace = Pace()
         self.deliverer = Deliverer(
             self.background,
             self.leader,
+            pace=self.pace,
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
             send_size=settings.delivery_batch,
@@ -252,11 +256,17 @@ class Backend:
 
     async def _run_model(self, tasks: list[Task], context: Context) -> list[Entry]:
         version = self.model_version
+        interactive = context.is_interactive
+        if interactive:
+            self.pace.note_interactive()
         try:
             if self.model.predicts_async():
                 output = await self.scheduler.run_async(self.model.predict, tasks, context)
             else:
-                output = await self.scheduler.run_sync(self.model.predict, tasks, context)
+                model = self.model
+                output = await self.scheduler.run_sync(
+                    self._timed, model, tasks, context, urgent=interactive
+                )
         except Failure:
             raise
         except Exception as exc:
@@ -275,6 +285,15 @@ class Backend:
         except ModelOutputError as error:
             raise self._refused(error) from None
         return entries
+
+    def _timed(self, model: LabelStudioModel, tasks: list[Task], context: Context) -> Any:
+        """`model.predict` in a model thread, its time per task noted for the pace of
+        background batches."""
+        started = time.perf_counter()
+        try:
+            return model.predict(tasks, context)
+        finally:
+            self.pace.record(len(tasks), time.perf_counter() - started)
 
     async def _run_stored(self, tasks: list[Task], context: Context) -> list[Entry]:
         """`_run_model` for background predictions, stored as JSON before they are sent."""

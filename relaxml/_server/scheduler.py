@@ -70,11 +70,11 @@ class Scheduler:
         finally:
             self._admitted -= 1
 
-    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run_sync(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
         """Run a blocking call in one of `max_concurrency` model threads, in the order calls
-        come (the thread is held by the call, so a cancelled request never frees it while the
-        call still runs)."""
-        return await self._threads.run(fn, *args)
+        come, `urgent` ones (an annotator waiting) first. The thread is held by the call, so
+        a cancelled request never frees it while the call still runs."""
+        return await self._threads.run(fn, *args, urgent=urgent)
 
     async def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Await a coroutine function once a slot is free."""

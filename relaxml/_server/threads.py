@@ -5,7 +5,8 @@ anyio's thread pool costs a limiter, a checkpoint and a round of the event loop 
 relaxml instead keeps `count` threads of its own that wait on one queue. A call is queued in
 a microsecond, a thread that finishes one call takes the next queued one at once (without
 waiting for the event loop), and only the result travels back to the loop. Calls start in the
-order they were queued; each caller gets exactly its own result or exception.
+order they were queued, except that an `urgent` call (an annotator waiting on a smart tool)
+starts before every call that is not; each caller gets exactly its own result or exception.
 
 Like anyio's threads, a call cannot be abandoned: a caller cancelled while its call runs waits
 for it (the thread, and so the slot, stays busy until the call returns).
@@ -16,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,7 +36,7 @@ _Call = tuple[
 
 
 class ModelThreads:
-    """`count` threads running blocking calls queued from the event loop, in order."""
+    """`count` threads running blocking calls queued from the event loop, urgent ones first."""
 
     def __init__(self, count: int, name: str = "relaxml-predict") -> None:
         if count < 1:
@@ -43,58 +44,65 @@ class ModelThreads:
         self.count = count
         self.name = name
         self.busy = 0  # calls running now; written by the threads, read anywhere
-        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._urgent: deque[_Call] = deque()
+        self._normal: deque[_Call] = deque()
+        self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
         self._closed = False
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a thread."""
+        return len(self._urgent) + len(self._normal)
+
+    async def run(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
         """`fn(*args)` in one of the threads (with the caller's context variables)."""
-        if self._closed:
-            raise RuntimeError("ModelThreads is closed")
-        if len(self._threads) < self.count:
-            self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, args, contextvars.copy_context(), future, loop))
+        call: _Call = (fn, args, contextvars.copy_context(), future, loop)
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("ModelThreads is closed")
+            if len(self._threads) < self.count:
+                self._start()
+            (self._urgent if urgent else self._normal).append(call)
+            self._ready.notify()
         with anyio.CancelScope(shield=True):  # the call runs on: wait for it, as anyio does
             result = await future
         return result
 
     def close(self) -> None:
-        """Let each thread finish its call and stop; calls still queued are not run."""
-        with self._lock:
+        """Let each thread finish its call and stop; calls still queued fail."""
+        with self._ready:
             self._closed = True
-            threads, self._threads = self._threads, []
-        while True:  # drop what no thread will take, failing its caller
-            try:
-                call = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if call is not None:
-                _deliver(call, RuntimeError("the server is shutting down"), failed=True)
-        for _ in threads:
-            self._queue.put(None)
+            dropped = [*self._urgent, *self._normal]
+            self._urgent.clear()
+            self._normal.clear()
+            self._threads = []
+            self._ready.notify_all()
+        for call in dropped:
+            _deliver(call, RuntimeError("the server is shutting down"), failed=True)
 
-    def _start(self) -> None:
-        with self._lock:
-            while len(self._threads) < self.count and not self._closed:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
+    def _start(self) -> None:  # under self._ready
+        while len(self._threads) < self.count:
+            thread = threading.Thread(
+                target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _next(self) -> _Call | None:
+        with self._ready:
+            while not (self._urgent or self._normal or self._closed):
+                self._ready.wait()
+            if self._closed:
+                return None
+            self.busy += 1
+            return self._urgent.popleft() if self._urgent else self._normal.popleft()
 
     def _work(self) -> None:
-        while True:
-            call = self._queue.get()
-            if call is None:
-                return
-            fn, args, context, future, _ = call
-            if future.cancelled():
-                continue
-            with self._lock:
-                self.busy += 1
+        while (call := self._next()) is not None:
+            fn, args, context = call[0], call[1], call[2]
             try:
                 result = context.run(fn, *args)
             except BaseException as exc:  # handed to the caller, like anyio's threads
@@ -102,7 +110,7 @@ class ModelThreads:
             else:
                 _deliver(call, result, failed=False)
             finally:
-                with self._lock:
+                with self._ready:
                     self.busy -= 1
 
 
