@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import trivial
@@ -81,3 +82,13 @@ class TrivialAsync(LabelStudioModel):
 
     async def predict(self, tasks: list[Task], context: Context) -> list[dict[str, Any]]:
         return [{"result": [trivial.label(t.id, t.data)], "score": trivial.SCORE} for t in tasks]
+
+
+class Bulk5ms(Trivial):
+    """5 ms per task, waiting with the GIL released; bulk requests go to the background."""
+
+    delivery = "background"
+
+    def predict(self, tasks: list[Task], context: Context) -> list[dict[str, Any]]:
+        time.sleep(0.005 * len(tasks))  # releases the GIL, as native inference code does
+        return super().predict(tasks, context)

@@ -176,6 +176,17 @@ def targets(benchmarks: dict[str, Any]) -> list[dict[str, Any]]:
             note=background.get("note") or delivery.get("error"),
         )
     )
+    interactive = benchmarks.get("interactive") or {}
+    row = next(iter(interactive.get("rows") or []), {})
+    during = row.get("during") or {}
+    tasks = (interactive.get("settings") or {}).get("background_tasks")
+    of = f" of {tasks:,} tasks" if tasks else ""
+    for loop, what, wanted in (
+        ("interactive", f"interactive request p99 during a background job{of}", 50.0),
+        ("health", f"/health p99 during a background job{of}", 10.0),
+    ):
+        value = (during.get(loop) or {}).get("p99_ms") if row.get("measured") else None
+        out.append(_target(f"interactive-{loop}-p99", what, value, "<", wanted, " ms"))
     return out
 
 
@@ -238,6 +249,7 @@ def markdown(results: dict[str, Any]) -> str:
         ("delivery", _delivery_md),
         ("memory", _memory_md),
         ("startup", _startup_md),
+        ("interactive", _interactive_md),
     ):
         if name in bench:
             lines += render(bench[name]) if "error" not in bench[name] else _error_md(name, bench)
@@ -429,6 +441,39 @@ def _responsiveness_md(data: dict[str, Any]) -> list[str]:
             f"{_fmt(d['p50_ms'], 2)} | {_fmt(d['p95_ms'], 2)} | {_fmt(d['p99_ms'], 2)} | "
             f"{_fmt(d['max_ms'], 2)} | {_fmt(i['p99_ms'], 2)} |"
         )
+    return [*lines, ""]
+
+
+def _interactive_md(data: dict[str, Any]) -> list[str]:
+    s = data["settings"]
+    lines = [
+        "## 7. Interactive first",
+        "",
+        f"A model that takes {int(s['seconds_per_task'] * 1000)} ms per task predicts a "
+        f"background job of {s['background_tasks']:,} tasks while one connection sends "
+        "interactive requests (one task with `params.context`) and another asks /health, "
+        f"closed loops for {s['seconds']} s; the same loops on the same server before the job "
+        "give the idle values.",
+        "",
+        "| loop | requests | p50 ms | p95 ms | p99 ms | max ms | idle p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in data["rows"]:
+        if not row.get("measured"):
+            lines.append(f"| {row.get('note', 'not measured')} | | | | | | | |")
+            continue
+        for loop in ("interactive", "health"):
+            d, i = row["during"][loop], row["idle"][loop]
+            lines.append(
+                f"| {loop} | {d['requests']} | {_fmt(d['p50_ms'], 2)} | {_fmt(d['p95_ms'], 2)} | "
+                f"{_fmt(d['p99_ms'], 2)} | {_fmt(d['max_ms'], 2)} | {_fmt(i['p99_ms'], 2)} | "
+                f"{d['errors']} |"
+            )
+        lines += [
+            "",
+            f"The job was {row.get('job_state')} with {row.get('predicted_during', 0):,} tasks "
+            "predicted when the loops ended (then cancelled).",
+        ]
     return [*lines, ""]
 
 

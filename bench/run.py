@@ -25,6 +25,7 @@ from typing import Any
 
 import batching
 import delivery
+import interactive
 import memory
 import overhead
 import report
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "delivery": delivery,
     "memory": memory,
     "startup": startup,
+    "interactive": interactive,
 }
 
 

@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = {"overhead", "responsiveness", "batching", "delivery", "memory", "startup"}
+BENCHMARKS = {
+    "overhead",
+    "responsiveness",
+    "batching",
+    "delivery",
+    "memory",
+    "startup",
+    "interactive",
+}
 WITH_INCUMBENT = {"overhead", "responsiveness", "memory", "startup"}
 
 
@@ -107,6 +115,16 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
         if row["measured"]:
             assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
 
+    interactive = results["benchmarks"]["interactive"]["rows"][0]
+    assert interactive["measured"]
+    for loop in ("interactive", "health"):
+        for phase in ("idle", "during"):
+            figures = interactive[phase][loop]
+            assert figures["requests"] > 0
+            assert figures["errors"] == 0
+            assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+    assert interactive["predicted_during"] > 0
+
     keys = {target["key"] for target in results["targets"]}
     assert {
         "overhead-vs-limit-1",
@@ -117,6 +135,8 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
         "health-p99-Slow",
         "batching-on-vs-off",
         "delivery-predict",
+        "interactive-interactive-p99",
+        "interactive-health-p99",
     } <= keys
     batching_target = next(t for t in results["targets"] if t["key"] == "batching-on-vs-off")
     assert batching_target["met"] is not None
@@ -129,7 +149,7 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
         assert heading in markdown
     for heading in ("## 3. Micro-batching", "## 4. Delivery to Label Studio"):
         assert heading in markdown
-    for heading in ("## 5. Memory", "## 6. Start-up"):
+    for heading in ("## 5. Memory", "## 6. Start-up", "## 7. Interactive first"):
         assert heading in markdown
     assert "not measured (no checkout given)" in markdown
 
