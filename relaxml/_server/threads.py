@@ -2,14 +2,15 @@
 
 A sync `predict` must not block the event loop, so it runs in a thread. Handing every call to
 anyio's thread pool costs a limiter, a checkpoint and a round of the event loop per call;
-relaxml keeps `count` threads of its own instead. Calls wait on the event loop's side, in
-order, `urgent` ones (an annotator waiting on a smart tool) ahead of the rest; a free thread
-gets the next call the moment the previous one's result reaches the loop. Each caller gets
-exactly its own result or exception.
+relaxml keeps `count` threads of its own instead. Calls wait in order, `urgent` ones (an
+annotator waiting on a smart tool) ahead of the rest; each caller gets exactly its own result
+or exception.
 
-A thread never takes a second call on its own: between two calls the loop runs. Otherwise,
-under heavy load, a thread going from call to call would contend for the GIL with the event
-loop at every one of the loop's system calls, and `/health` would wait tens of milliseconds.
+A thread that finishes a call takes the next waiting one itself, up to `EAGER_CALLS` in a
+row, then leaves the next hand-off to the event loop. Taking calls on its own saves a round
+of the loop per call; doing so without end made the thread contend for the GIL with the loop
+at every one of the loop's system calls, and under 200 concurrent clients `/health` waited
+tens of milliseconds (see docs/benchmarks.md, "Soak").
 
 Like anyio's threads, a call cannot be abandoned: a caller cancelled while its call runs
 waits for it (the thread, and so the slot, stays busy until the call returns).
@@ -29,6 +30,9 @@ from typing import Any, TypeVar
 import anyio
 
 T = TypeVar("T")
+
+EAGER_CALLS = 3
+"""Calls a thread takes in a row from the queue on its own before it waits for the loop."""
 
 _Call = tuple[
     Callable[..., Any],
@@ -56,6 +60,7 @@ class ModelThreads:
         self._handoff: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._lock = threading.Lock()  # the waiting calls and `_free`, shared with the threads
 
     @property
     def busy(self) -> int:
@@ -74,20 +79,25 @@ class ModelThreads:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         call: _Call = (fn, args, contextvars.copy_context(), future, loop)
-        if self._free:
+        with self._lock:
+            free = self._free > 0
+            if free:
+                self._free -= 1
+            else:
+                (self._urgent if urgent else self._normal).append(call)
+        if free:
             self._hand(call)
-        else:
-            (self._urgent if urgent else self._normal).append(call)
         with anyio.CancelScope(shield=True):  # the call runs on: wait for it, as anyio does
             result = await future
         return result
 
     def close(self) -> None:
         """Let each thread finish its call and stop; calls still waiting fail."""
-        self._closed = True
-        waiting = [*self._urgent, *self._normal]
-        self._urgent.clear()
-        self._normal.clear()
+        with self._lock:
+            self._closed = True
+            waiting = [*self._urgent, *self._normal]
+            self._urgent.clear()
+            self._normal.clear()
         for call in waiting:
             if not call[3].done():
                 call[3].set_exception(RuntimeError("the server is shutting down"))
@@ -95,8 +105,7 @@ class ModelThreads:
             self._handoff.put(None)
         self._threads = []
 
-    def _hand(self, call: _Call) -> None:
-        self._free -= 1
+    def _hand(self, call: _Call) -> None:  # a thread was taken for it (`_free` counted)
         if len(self._threads) < self.count:
             thread = threading.Thread(
                 target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
@@ -105,25 +114,42 @@ class ModelThreads:
             self._threads.append(thread)
         self._handoff.put(call)
 
-    def _finish(self, call: _Call, value: Any, failed: bool) -> None:
-        """On the loop: hand the caller its result, then the thread its next call."""
+    def _finish(self, call: _Call, value: Any, failed: bool, freed: bool) -> None:
+        """On the loop: hand the caller its result; a freed thread takes the next call."""
         future = call[3]
         if not future.done():
             if failed:
                 future.set_exception(value)
             else:
                 future.set_result(value)
-        self._free += 1
-        if not self._closed and (self._urgent or self._normal):
-            self._hand(self._urgent.popleft() if self._urgent else self._normal.popleft())
+        if freed:
+            with self._lock:
+                following = self._next() if not self._closed else None
+                if following is None:
+                    self._free += 1
+            if following is not None:
+                self._hand(following)
+
+    def _next(self) -> _Call | None:  # under self._lock
+        if self._urgent:
+            return self._urgent.popleft()
+        return self._normal.popleft() if self._normal else None
 
     def _work(self) -> None:
-        while (call := self._handoff.get()) is not None:
+        call = self._handoff.get()
+        streak = 0
+        while call is not None:
             fn, args, context = call[0], call[1], call[2]
             try:
                 value, failed = context.run(fn, *args), False
             except BaseException as exc:  # handed to the caller, like anyio's threads
                 value, failed = exc, True
+            following = None
+            if streak < EAGER_CALLS:  # a few calls in a row, then the loop's turn
+                with self._lock:
+                    following = self._next() if not self._closed else None
+            streak = streak + 1 if following is not None else 0
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                call[4].call_soon_threadsafe(self._finish, call, value, failed)
-            del call, value  # hold no result between calls
+                call[4].call_soon_threadsafe(self._finish, call, value, failed, following is None)
+            del value
+            call = following if following is not None else self._handoff.get()
