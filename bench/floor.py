@@ -16,7 +16,7 @@ With `--model loaded` it serves the model that loads weights (`trivial.load_tabl
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -71,8 +71,12 @@ MODELS: dict[str, Callable[[], Callable[[list[dict[str, Any]]], list[dict[str, A
 }
 
 
-def make_app(model: str = "trivial") -> Starlette:
-    """The floor serving `model` (a key of MODELS), constructed once when the app starts."""
+def make_app(
+    model: str = "trivial",
+    endpoint: Callable[[Request], Awaitable[JSONResponse]] | None = None,
+) -> Starlette:
+    """The floor serving `model` (a key of MODELS), constructed once when the app starts;
+    `endpoint` replaces its /predict (the limit's, in bench/limit.py)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -84,7 +88,7 @@ def make_app(model: str = "trivial") -> Starlette:
     return Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
-            Route("/predict", predict_endpoint, methods=["POST"]),
+            Route("/predict", endpoint or predict_endpoint, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

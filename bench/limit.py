@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
+import floor
 import trivial
 import uvicorn
 from floor import MODELS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
-
-
-async def health(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "UP", "model_class": request.app.state.model_class})
 
 
 async def predict_endpoint(request: Request) -> JSONResponse:
@@ -41,20 +35,7 @@ async def predict_endpoint(request: Request) -> JSONResponse:
 
 def make_app(model: str = "trivial") -> Starlette:
     """The limit serving `model` (a key of floor.MODELS), constructed once at start-up."""
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.model = MODELS[model]()
-        app.state.model_class = model.capitalize()
-        yield
-
-    return Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/predict", predict_endpoint, methods=["POST"]),
-        ],
-        lifespan=lifespan,
-    )
+    return floor.make_app(model, endpoint=predict_endpoint)
 
 
 def main() -> None:
