@@ -655,3 +655,50 @@ def test_depth_check_agrees_with_plain_recursion(value):
     depth = _depth(value)
     for limit in (max(depth - 1, 0), depth, depth + 1):
         assert depth_exceeds(value, limit) == (depth > limit)
+
+
+def test_warn_mode_checks_a_sample_within_a_budget_per_second(monkeypatch, caplog):
+    """`warn` checks the first 8 predictions of a request and at most 200 a second in all;
+    `error` checks every one."""
+    from relaxml._server import outputcheck
+
+    config = (
+        '<View><Text name="t" value="$t"/>'
+        '<Choices name="c" toName="t"><Choice value="a"/></Choices></View>'
+    )
+    bad = {
+        "result": [
+            {"from_name": "c", "to_name": "t", "type": "choices", "value": {"choices": ["zzz"]}}
+        ],
+        "score": 1.0,
+        "model_version": "v",
+    }
+    checked: list[int] = []
+    real = outputcheck.check_result
+
+    def counting(config: str, result: Any) -> list[Problem]:
+        checked.append(1)
+        return real(config, result)
+
+    monkeypatch.setattr(outputcheck, "check_result", counting)
+    now = [1000.0]
+    monkeypatch.setattr(outputcheck.time, "monotonic", lambda: now[0])
+    check = OutputCheck("warn", "M.predict")
+    tasks = [Task(i, {}) for i in range(100)]
+    check(tasks, [bad] * 100, config)
+    assert len(checked) == 8  # a sample of the request
+    for _ in range(30):
+        check(tasks[:1], [bad], config)
+    assert len(checked) == 38  # the budget is not spent yet
+    for _ in range(200):
+        check(tasks[:1], [bad], config)
+    assert len(checked) == 200  # the second's budget is spent
+    now[0] += 0.5
+    for _ in range(200):
+        check(tasks[:1], [bad], config)
+    assert len(checked) == 300  # half a second refills half of it
+    strict = OutputCheck("error", "M.predict")
+    checked.clear()
+    with pytest.raises(Exception, match="zzz"):
+        strict(tasks, [bad] * 100, config)
+    assert len(checked) == 1  # refused at the first problem
