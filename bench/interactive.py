@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 import payloads
-from common import Server, rounded, running
+from common import Server, running
 from load import LoadResult, post_json
+from responsiveness import latency
 from suite import RELAXML, Suite, relaxml_spec
 
 from tests.support.fake_label_studio import FakeLabelStudio
@@ -100,7 +101,10 @@ def _both(suite: Suite, server: Server, body: bytes, seconds: int) -> dict[str, 
     thread.start()
     found["health"] = suite.load.run(server.url("/health"), None, 1, seconds)
     thread.join()
-    return {name: _latency(result) for name, result in found.items()}
+    return {
+        name: {"requests": result.requests, "errors": result.errors, **latency(result)}
+        for name, result in found.items()
+    }
 
 
 def _job(server: Server, job: str) -> dict[str, Any]:
@@ -113,14 +117,3 @@ def _job(server: Server, job: str) -> dict[str, Any]:
     finally:
         conn.close()
     return answer if isinstance(answer, dict) else {}
-
-
-def _latency(result: LoadResult) -> dict[str, Any]:
-    return {
-        "requests": result.requests,
-        "errors": result.errors,
-        "p50_ms": rounded(result.p50_ms, 3),
-        "p95_ms": rounded(result.p95_ms, 3),
-        "p99_ms": rounded(result.p99_ms, 3),
-        "max_ms": rounded(result.max_ms, 3),
-    }

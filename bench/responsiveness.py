@@ -77,8 +77,8 @@ def measure(suite: Suite, server: Server, tasks: int, idle_seconds: int) -> dict
         "health_requests": during.requests,
         "health_errors": during.errors,
         "health_window_s": window,
-        "during": _latency(during),
-        "idle": _latency(idle),
+        "during": latency(during),
+        "idle": latency(idle),
     }
 
 
@@ -96,7 +96,8 @@ def _bulk(server: Server, tasks: int, answer: dict[str, Any]) -> None:
     )
 
 
-def _latency(result: LoadResult) -> dict[str, Any]:
+def latency(result: LoadResult) -> dict[str, Any]:
+    """A load run's rate and latency percentiles, rounded for the results file."""
     return {
         "requests_per_s": rounded(result.requests_per_s, 1),
         "p50_ms": rounded(result.p50_ms, 3),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import logging
 import os
 import sqlite3
 import tempfile
@@ -20,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .sqlite import FILENAME
-
-logger = logging.getLogger(__name__)
 
 IDENTITY_FILE = "model.json"
 _LOADER_PREFIX = "relaxml_target_"

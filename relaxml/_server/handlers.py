@@ -1,8 +1,8 @@
 """Every failure as a JSON response: `error_response` and the app's exception handlers.
 
-`HTTPError` (errors.py) answers with its own status and body; Starlette's own errors (404, 405)
-get relaxml's codes; anything unexpected is logged in full and answered with a short 500,
-no traceback on the wire.
+A `Failure` (errors.py) answers with the status of its code (`STATUS`), an `HTTPError` with its
+own status and headers; Starlette's own errors (404, 405) get relaxml's codes; anything
+unexpected is logged in full and answered with a short 500, no traceback on the wire.
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from ..errors import CODES, Failure, HTTPError, describe
 logger = logging.getLogger(__name__)
 
 
-STATUS = {"bad_request": 400, "invalid_field": 422, "model_error": 500, "model_output": 500}
+STATUS = {code: status for status, code in CODES.items()} | {
+    "model_error": 500,
+    "model_output": 500,
+}
 """The HTTP status of each failure code (`HTTPError`s carry their own)."""
 
 

@@ -50,6 +50,9 @@ def table(settings: Settings) -> list[Route]:
 
         return endpoint
 
+    def on_loop(act: Callable[[Backend, Any], Any]) -> Action:
+        return lambda backend, body, request: act(backend, body)
+
     def in_thread(read: Callable[[Backend, Any], dict[str, Any]]) -> Action:
         return lambda backend, body, request: anyio.to_thread.run_sync(read, backend, body)
 
@@ -62,17 +65,13 @@ def table(settings: Settings) -> list[Route]:
         Route("/jobs/{job_id}", _off_loop(get_job), methods=["GET"]),
         Route("/jobs/{job_id}/cancel", _off_loop(cancel_job), methods=["POST"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/setup", post(lambda b, body, r: b.setup(body)), methods=["POST"]),
+        Route("/setup", post(on_loop(Backend.setup)), methods=["POST"]),
         Route("/webhook", post(webhook, webhook=True), methods=["POST"]),
-        Route("/train", post(lambda b, body, r: b.train(body)), methods=["POST"]),
+        Route("/train", post(on_loop(Backend.train)), methods=["POST"]),
         Route("/job_status", post(in_thread(job_status)), methods=["POST"]),
-        Route("/validate", post(lambda b, body, r: validate(b, body)), methods=["POST"]),
-        Route("/delete", post(lambda b, body, r: delete(b, body)), methods=["POST"]),
-        Route(
-            "/duplicate_model",
-            post(lambda b, body, r: duplicate_model(b, body)),
-            methods=["POST"],
-        ),
+        Route("/validate", post(on_loop(validate)), methods=["POST"]),
+        Route("/delete", post(on_loop(delete)), methods=["POST"]),
+        Route("/duplicate_model", post(on_loop(duplicate_model)), methods=["POST"]),
     ]
 
 

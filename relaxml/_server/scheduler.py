@@ -4,21 +4,18 @@ A request is first *admitted* (at most `max_concurrency + max_queue` requests ar
 house; beyond that the answer is 503 with `Retry-After`), then each of its chunks waits for one
 of `max_concurrency` slots. Chunks of different requests take turns, so an annotator's single
 task does not wait for the whole of a bulk request, and `/health` is never blocked: sync models
-run in worker threads, async models on the loop.
+run in relaxml's model threads (`threads.py`), async models on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from ..errors import HTTPError
 from .threads import ModelThreads
-
-logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -46,7 +46,8 @@ _Call = tuple[
 class ModelThreads:
     """`count` threads running blocking calls queued from one event loop, urgent ones first.
 
-    Everything but the threads' own loop runs on the event loop's thread.
+    The waiting calls and the count of free threads are shared with the threads (`_lock`);
+    results are handed back on the event loop's thread (`_finish`).
     """
 
     def __init__(self, count: int, name: str = "relaxml-predict") -> None:

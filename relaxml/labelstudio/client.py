@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import random
 import re
 import threading
@@ -32,8 +31,6 @@ import requests
 from requests.models import PreparedRequest
 
 from .._redaction import redact, remember
-
-logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REFRESH_MARGIN = 30.0  # seconds before expiry to refresh an access token
