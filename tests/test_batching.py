@@ -122,3 +122,28 @@ def test_large_requests_are_not_held_back(serve):
     answer = client.post("/predict", json={"tasks": [{"id": i, "data": {}} for i in range(9)]})
     assert len(answer.json()["results"]) == 9
     assert [len(ids) for ids, _ in backend_of(client).model.calls][:2] == [4, 4]
+
+
+def test_requests_that_would_queue_behind_a_busy_model_join_one_batch(serve):
+    class Busy(Counting):
+        batch_timeout = 0.02
+        max_batch_size = 64
+
+        def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+            if tasks[0].id == 0:
+                time.sleep(0.4)  # the model is busy with the first merged call
+            return super().predict(tasks, context)
+
+    client = serve(Busy)
+    with ThreadPoolExecutor(6) as pool:
+        first = pool.submit(client.post, "/predict", json=one(0))
+        time.sleep(0.08)  # the first call has left its batch and runs
+        later = []
+        for i in range(1, 6):  # 5 requests over 0.2 s: many batch timeouts apart
+            later.append(pool.submit(client.post, "/predict", json=one(i)))
+            time.sleep(0.04)
+        answers = [first.result(), *(f.result() for f in later)]
+    assert [a.status_code for a in answers] == [200] * 6
+    for task_id, answer in enumerate(answers):
+        assert answer.json()["results"][0]["result"] == [choice(Task(id=task_id, data={}))]
+    assert [ids for ids, _ in backend_of(client).model.calls] == [[0], [1, 2, 3, 4, 5]]

@@ -145,6 +145,7 @@ class Backend:
                 GuardedGroup(task_group, self.supervisor, "micro-batch"),
                 max_size=model.max_batch_size or DEFAULT_MERGE_SIZE,
                 timeout=model.batch_timeout,
+                slots=settings.max_concurrency,
             )
             if model.batch_timeout
             else None

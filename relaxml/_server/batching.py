@@ -3,13 +3,17 @@
 With `batch_timeout` set on the model, a request smaller than `max_batch_size` waits up to
 `batch_timeout` seconds for others of the same project and label config; then one `predict`
 call gets all their tasks (never more than `max_batch_size`), and each request gets back its
-own entries, in order. If the merged call fails, each request in it gets the error: a failing
-batch fails only its own requests. Interactive requests are never merged. At most `MAX_OPEN`
-batches wait at once; a request beyond that runs alone.
+own entries, in order. A batch whose time is up while the model is still busy with earlier
+merged calls (as many as it has slots) stays open until one of them returns: requests that
+would only queue behind the model join it instead, up to `max_batch_size`, so a busy model
+gets full batches back to back. If the merged call fails, each request in it gets the error:
+a failing batch fails only its own requests. Interactive requests are never merged. At most
+`MAX_OPEN` batches wait at once; a request beyond that runs alone.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,13 +53,22 @@ class MicroBatcher:
     """Collects requests per (project, label config) and flushes them as one call."""
 
     def __init__(
-        self, run: RunModel, task_group: Spawner, *, max_size: int, timeout: float
+        self,
+        run: RunModel,
+        task_group: Spawner,
+        *,
+        max_size: int,
+        timeout: float,
+        slots: int = 1,
     ) -> None:
         self._run = run
         self._task_group = task_group
         self.max_size = max_size
         self.timeout = timeout
+        self.slots = slots  # the model's concurrent calls (`max_concurrency`)
         self._open: dict[tuple[str, str | None], _Batch] = {}
+        self._flushed = 0  # merged calls handed to the model and not yet returned
+        self._due: deque[tuple[tuple[str, str | None], _Batch]] = deque()
 
     async def submit(self, tasks: list[Task], context: Context) -> list[Any]:
         """Predict `tasks`, possibly together with other requests; return their entries."""
@@ -84,13 +97,26 @@ class MicroBatcher:
 
     async def _flush_later(self, key: tuple[str, str | None], batch: _Batch) -> None:
         await anyio.sleep(self.timeout)
-        if self._open.get(key) is batch:
+        if self._open.get(key) is not batch:
+            return  # flushed full
+        if self._flushed < self.slots:
             self._flush(key, batch)
+        else:  # the model is busy with merged calls: keep filling until one returns
+            self._due.append((key, batch))
 
     def _flush(self, key: tuple[str, str | None], batch: _Batch) -> None:
         if self._open.get(key) is batch:
             del self._open[key]
+        self._flushed += 1
         self._task_group.start_soon(self._execute, batch)
+
+    def _returned(self) -> None:
+        """A merged call returned: the oldest due batch still open takes its place."""
+        self._flushed -= 1
+        while self._due and self._flushed < self.slots:
+            key, batch = self._due.popleft()
+            if self._open.get(key) is batch:
+                self._flush(key, batch)
 
     async def _execute(self, batch: _Batch) -> None:
         tasks = [task for waiter in batch.waiters for task in waiter.tasks]
@@ -101,6 +127,8 @@ class MicroBatcher:
                 waiter.error = exc
                 waiter.done.set()
             return
+        finally:
+            self._returned()
         start = 0
         for waiter in batch.waiters:
             waiter.result = entries[start : start + len(waiter.tasks)]
