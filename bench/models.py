@@ -59,10 +59,17 @@ class Batched(Trivial):
 
 
 class MicroBatched(Batched):
-    """The same model with micro-batching on: requests wait up to 10 ms to share one call."""
+    """The same model with micro-batching on: requests wait up to 10 ms to share one call of
+    at most 32 tasks."""
+
+    max_batch_size = 32
+    batch_timeout = 0.01
+
+
+class MicroBatched64(MicroBatched):
+    """Micro-batching with calls of up to 64 tasks."""
 
     max_batch_size = 64
-    batch_timeout = 0.01
 
 
 class Trainable(Trivial):

@@ -83,12 +83,15 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
             assert row["overlapped"]
             assert row["health_requests"] > 0
     batching = results["benchmarks"]["batching"]
-    assert {row["batching"] for row in batching["rows"]} == {"off", "on"}
+    assert {row["batching"] for row in batching["rows"]} == {"off", "on", "on-64"}
     for row in batching["rows"]:
         assert row["tasks_per_s"] > 0
         assert row["errors"] == 0
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
     assert batching["ratio"]["median"] > 0
+    on = next(row for row in batching["rows"] if row["batching"] == "on")
+    assert on["max_batch_size"] == 32
+    assert 0 < on["of_capacity"] == round(on["tasks_per_s"] / on["capacity_tasks_per_s"], 3)
 
     delivery = results["benchmarks"]["delivery"]
     paths = {row["path"]: row for row in delivery["rows"]}
@@ -134,6 +137,7 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
         "overhead-floor-100",
         "health-p99-Slow",
         "batching-on-vs-off",
+        "batching-capacity",
         "delivery-predict",
         "interactive-interactive-p99",
         "interactive-health-p99",
