@@ -48,6 +48,13 @@ class SlowCPU(Trivial):
         return super().predict(tasks, context, **kwargs)
 
 
+class Template(Trivial):
+    # The model `label-studio-ml create` writes: its setup() stores the model version in the
+    # framework's cache, and the framework constructs the model (so calls setup) per request.
+    def setup(self):
+        self.set("model_version", trivial.MODEL_VERSION)
+
+
 class Loaded(LabelStudioMLBase):
     # setup() is where label-studio-ml-backend has a model set itself up; its framework
     # constructs the model class (and so calls setup) for every request.
@@ -102,7 +109,8 @@ class Incumbent:
     versions: dict[str, str]
 
     def spec(self, model: str) -> ServerSpec:
-        """gunicorn serving `model` (Trivial, Slow, SlowCPU or Loaded), as the Dockerfile does."""
+        """gunicorn serving `model` (Trivial, Template, Slow, SlowCPU or Loaded), as the
+        Dockerfile does."""
         argv = [
             str(self.venv / "bin" / "gunicorn"),
             "--preload",

@@ -24,7 +24,7 @@ import payloads
 import trivial
 from common import Server, rounded, start_server, stop_server, wait_healthy
 from load import LoadResult, post_json
-from suite import FLOOR, INCUMBENT, LIMIT, RELAXML, RELAXML_ASYNC, Suite
+from suite import FLOOR, INCUMBENT, INCUMBENT_TEMPLATE, LIMIT, RELAXML, RELAXML_ASYNC, Suite
 
 NAME = "overhead"
 BATCHES = (1, 100)
@@ -122,7 +122,7 @@ def _ready(servers: dict[str, Server], bodies: dict[int, bytes]) -> str | None:
             for n, body in bodies.items():
                 check_answer(servers[name], body, n)
         except Exception as exc:
-            if name != INCUMBENT:
+            if name not in (INCUMBENT, INCUMBENT_TEMPLATE):
                 raise
             stop_server(servers.pop(name))
             return f"not measured: {str(exc).splitlines()[0][:200]}"
@@ -171,10 +171,11 @@ def _ratios(
         (RELAXML_ASYNC, LIMIT, "async_vs_limit"),
         (RELAXML, FLOOR, "vs_floor"),
         (RELAXML, INCUMBENT, "vs_incumbent"),
+        (RELAXML, INCUMBENT_TEMPLATE, "vs_template"),
     )
     for n in batches:
         for name, other, key in pairs:
-            if other == INCUMBENT and not with_incumbent:
+            if other in (INCUMBENT, INCUMBENT_TEMPLATE) and not with_incumbent:
                 continue
             ours, theirs = samples.get((name, n), []), samples.get((other, n), [])
             if not ours or not theirs:

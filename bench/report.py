@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO_DIR
-from suite import FLOOR, INCUMBENT, LIMIT, RELAXML, RELAXML_ASYNC
+from suite import FLOOR, INCUMBENT, INCUMBENT_TEMPLATE, LIMIT, RELAXML, RELAXML_ASYNC
 
 NO_VALUE = "-"
 PACKAGES = ("relaxml", "starlette", "uvicorn", "anyio", "h11", "click")
@@ -21,6 +21,7 @@ LABELS = {
     LIMIT: "bare Starlette, predict on the loop (the limit)",
     FLOOR: "bare Starlette, thread + access log (floor)",
     INCUMBENT: "label-studio-ml-backend",
+    INCUMBENT_TEMPLATE: "label-studio-ml-backend, its default template",
 }
 
 
@@ -118,6 +119,20 @@ def targets(benchmarks: dict[str, Any]) -> list[dict[str, Any]]:
                 value,
                 ">=",
                 20.0,
+                "x",
+                note=None if value is not None else overhead.get("incumbent"),
+            )
+        )
+    for n in (1, 100):
+        value = (ratios.get(f"vs_template_{n}") or {}).get("median")
+        out.append(
+            _target(
+                f"overhead-template-{n}",
+                "relaxml ÷ label-studio-ml-backend's default template (`label-studio-ml "
+                f"create`: setup() stores the model version), requests/s, {n} task(s) per request",
+                value,
+                ">=",
+                5.0,
                 "x",
                 note=None if value is not None else overhead.get("incumbent"),
             )
@@ -312,7 +327,10 @@ def _overhead_md(data: dict[str, Any]) -> list[str]:
         f"one that loads weights builds a lookup table of {s.get('loaded_table_entries', 0):,} "
         f"entries in its constructor ({_fmt(constructor, 1)} ms of pure Python here), which "
         "relaxml and the floor run once at start-up and the incumbent's framework on every "
-        "request. The limit (`bench/limit.py`) is a bare Starlette app on the same uvicorn that "
+        "request. The incumbent's default template is the model `label-studio-ml create` "
+        "writes: its `setup()` stores the model version in the framework's cache, on every "
+        "request; relaxml and the others serve the trivial model. The limit (`bench/limit.py`) "
+        "is a bare Starlette app on the same uvicorn that "
         "parses the body, runs the same predict on the event loop and answers, with no access "
         "log: no server on this stack answers faster. The floor (`bench/floor.py`) is the least "
         "correct backend: predict in a worker thread, one call at a time, an access line per "

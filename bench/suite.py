@@ -15,6 +15,7 @@ RELAXML_ASYNC = "relaxml-async"
 LIMIT = "starlette-limit"
 FLOOR = "starlette-floor"
 INCUMBENT = "incumbent"
+INCUMBENT_TEMPLATE = "incumbent-template"
 
 NOT_GIVEN = "not measured (no checkout given)"
 
@@ -75,7 +76,8 @@ class Suite:
     def servers(self, model: str, *, limit: bool = False) -> dict[str, ServerSpec | None]:
         """relaxml, the Starlette floor (Trivial and Loaded only) and the incumbent (None: not
         given). With `limit`, also the limit of the stack, and for `Trivial` relaxml serving
-        the same model written `async def`."""
+        the same model written `async def` and the incumbent serving it as its default
+        template does (`Template`)."""
         data_dir = self.workdir / f"relaxml-data-{model}"  # one model per data directory
         specs: dict[str, ServerSpec | None] = {RELAXML: relaxml_spec(model, data_dir)}
         if limit and model == "Trivial":
@@ -86,4 +88,6 @@ class Suite:
         if model in FLOOR_MODELS:
             specs[FLOOR] = floor_spec(model)
         specs[INCUMBENT] = self.incumbent.spec(model) if self.incumbent else None
+        if limit and model == "Trivial":  # and the model its `label-studio-ml create` writes
+            specs[INCUMBENT_TEMPLATE] = self.incumbent.spec("Template") if self.incumbent else None
         return specs

@@ -144,7 +144,13 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
     } <= keys
     batching_target = next(t for t in results["targets"] if t["key"] == "batching-on-vs-off")
     assert batching_target["met"] is not None
-    for key in ("overhead-incumbent-1", "overhead-incumbent-100", "overhead-loaded-incumbent-1"):
+    for key in (
+        "overhead-incumbent-1",
+        "overhead-incumbent-100",
+        "overhead-loaded-incumbent-1",
+        "overhead-template-1",
+        "overhead-template-100",
+    ):
         target = next(t for t in results["targets"] if t["key"] == key)
         assert target["met"] is None
 
