@@ -5,6 +5,7 @@ In-process tests replace `uvicorn.run` with a recorder; the last tests start rea
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from starlette.testclient import TestClient
 from relaxml import cli
 from relaxml.__about__ import __version__
 from relaxml._server.arenas import limit_malloc_arenas
+from relaxml._server.collector import THRESHOLD, relax_collector
 from relaxml._server.factory import app_from_env
 
 from .conftest import wait_for
@@ -424,9 +426,22 @@ def test_command_line_beats_environment(
 # relaxml._server.factory: how worker processes build the app
 
 
+@pytest.fixture
+def python_collector() -> Iterator[None]:
+    """Python's own collector thresholds during the test, and whatever they were after it."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    yield
+    gc.set_threshold(*before)
+
+
 @pytest.mark.parametrize("as_file", [False, True], ids=["module", "file"])
 def test_app_from_env(
-    model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_file: bool
+    model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    as_file: bool,
+    python_collector: None,
 ) -> None:
     monkeypatch.chdir(tmp_path.parent)  # not where the model is
     if as_file:
@@ -441,6 +456,7 @@ def test_app_from_env(
     app = app_from_env()
 
     assert isinstance(app, Starlette)
+    assert gc.get_threshold()[0] == THRESHOLD
     with TestClient(app) as client:
         assert client.get("/health").status_code == 401
         health = client.get("/health", auth=("ls", "s3cret")).json()
@@ -547,3 +563,20 @@ def test_malloc_arenas_are_limited_unless_the_environment_says(monkeypatch):
     assert limit_malloc_arenas() is glibc
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
+
+
+def test_the_collector_is_relaxed_unless_someone_tuned_it(python_collector: None) -> None:
+    older = gc.get_threshold()[1:]
+    assert relax_collector() is True
+    assert gc.get_threshold() == (THRESHOLD, *older)
+    assert relax_collector() is False  # already changed: left alone
+    gc.set_threshold(500, *older)  # the model's module chose its own
+    assert relax_collector() is False
+    assert gc.get_threshold()[0] == 500
+    gc.set_threshold(700, *older)
+    gc.disable()
+    try:
+        assert relax_collector() is False
+    finally:
+        gc.enable()
+    assert gc.get_threshold()[0] == 700

@@ -10,6 +10,7 @@ from ..logs import configure_logging
 from ..settings import Settings
 from .app import create_app
 from .arenas import limit_malloc_arenas
+from .collector import relax_collector
 from .loader import load_model_class
 
 
@@ -19,4 +20,5 @@ def app_from_env() -> Starlette:
     limit_malloc_arenas()
     target = os.environ["RELAXML_TARGET"]
     model_class = load_model_class(target, os.environ.get("RELAXML_APP_DIR", "."))
+    relax_collector()  # after the model's module: its own collector settings win
     return create_app(model_class, Settings.from_env())
