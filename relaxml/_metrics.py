@@ -34,6 +34,11 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def series_key(labels: Mapping[str, str]) -> Labels:
+    """The key of one series: its labels, sorted by name (`Metrics.inc_series`)."""
+    return tuple(sorted(labels.items()))
+
+
 def _bounded(series: Mapping[Labels, object], key: Labels) -> Labels:
     """`key`, or every label `other` when the metric already has `MAX_SERIES` series."""
     if key in series or len(series) < MAX_SERIES:
@@ -57,7 +62,10 @@ class Metrics:
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
         """Add `value` to a counter."""
-        key = tuple(sorted(labels.items()))
+        self.inc_series(name, series_key(labels), value)
+
+    def inc_series(self, name: str, key: Labels, value: float = 1.0) -> None:
+        """`inc` with the series' key made beforehand (`series_key`): for hot paths."""
         with self._lock:
             series = self._counters[name]
             key = _bounded(series, key)
@@ -65,7 +73,10 @@ class Metrics:
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         """Record one observation in a histogram (latency buckets, in seconds)."""
-        key = tuple(sorted(labels.items()))
+        self.observe_series(name, value, series_key(labels))
+
+    def observe_series(self, name: str, value: float, key: Labels) -> None:
+        """`observe` with the series' key made beforehand (`series_key`)."""
         slot = bisect.bisect_left(LATENCY_BUCKETS, value)  # the first bucket it falls in
         with self._lock:
             series = self._histograms[name]

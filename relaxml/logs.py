@@ -46,6 +46,21 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class _LineFormatter(logging.Formatter):
+    """`HH:MM:SS level name: message`; the time text is made once a second, not per record."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt, "%H:%M:%S")
+        self._last = (-1, "")  # (second, its text), replaced whole: safe across threads
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        last = self._last
+        if last[0] != second:
+            last = self._last = (second, super().formatTime(record, datefmt))
+        return last[1]
+
+
 def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -> None:
     """Send every log record (relaxml's, uvicorn's, the model's) to one redacting handler.
 
@@ -53,9 +68,7 @@ def configure_logging(level: str | int = "INFO", stream: TextIO | None = None) -
     relaxml's `relaxml.access` logger writes one line per request instead.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-    )
+    handler.setFormatter(_LineFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     level = level.upper() if isinstance(level, str) else level
     root = logging.getLogger()

@@ -74,6 +74,42 @@ def test_one_concise_line_per_request(serve, log_output):
     assert lines[2].endswith("(ANNOTATION_CREATED)")
 
 
+def test_an_access_line_keeps_percent_signs_and_escapes_control_characters(serve, log_output):
+    client = serve(Trainable)
+    assert client.get("/nowhere%25s%25d%0Aforged").status_code == 404
+    lines = [line for line in log_output.getvalue().splitlines() if "relaxml.access" in line]
+    assert len(lines) == 1
+    assert " GET /nowhere%s%d\\nforged 404 " in lines[0]
+
+
+def test_the_time_of_each_line_is_its_own():
+    stream = io.StringIO()
+    saved = [(lg, lg.handlers[:], lg.level) for lg in map(logging.getLogger, LOGGERS)]
+    try:
+        configure_logging(stream=stream)
+        formatter = logging.getLogger().handlers[0].formatter
+        assert formatter is not None
+        records = []
+        for created in (1_000.2, 1_000.9, 1_001.1, 4_600.0):
+            record = logging.makeLogRecord({"msg": "m", "levelno": 20, "levelname": "INFO"})
+            record.created = created
+            records.append(formatter.format(record).split()[0])
+        expected = [
+            logging.Formatter(datefmt="%H:%M:%S").formatTime(
+                logging.makeLogRecord({"created": created}), "%H:%M:%S"
+            )
+            for created in (1_000.2, 1_000.9, 1_001.1, 4_600.0)
+        ]
+        assert records == expected
+        assert len(set(records)) == 3
+    finally:
+        for lg, handlers, level in saved:
+            lg.handlers, lg.level = handlers, level
+        for name in ("relaxml", "uvicorn", "uvicorn.error"):
+            logging.getLogger(name).propagate = True
+        logging.getLogger("uvicorn.access").disabled = False
+
+
 def test_info_is_the_default_level():
     saved = [(lg, lg.handlers[:], lg.level) for lg in map(logging.getLogger, LOGGERS)]
     try:

@@ -8,7 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .._metrics import Metrics
+from .._metrics import Labels, Metrics, series_key
 from .._redaction import escape
 
 access_logger = logging.getLogger("relaxml.access")
@@ -26,6 +26,9 @@ class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        # label sets by (route, method, status), made once; bounded by the routes' templates,
+        # the methods and the statuses (an unknown route counts as "other")
+        self._labels: dict[tuple[str, str, int], tuple[Labels, Labels]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,26 +47,34 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             elapsed = time.perf_counter() - start
+            method = scope["method"]
             if self.metrics is not None:
                 route = scope.get("route")
                 template = getattr(route, "path", None)
                 if not isinstance(template, str):
                     template = "other"
-                method = scope["method"]
-                self.metrics.inc(
-                    "relaxml_requests_total",
-                    route=template,
-                    method=method if method in HTTP_METHODS else "OTHER",
-                    status=str(int(status)),
-                )
-                self.metrics.observe("relaxml_request_duration_seconds", elapsed, route=template)
+                known = method if method in HTTP_METHODS else "OTHER"
+                key = (template, known, status)
+                labels = self._labels.get(key)
+                if labels is None:
+                    labels = self._labels[key] = _request_labels(template, known, status)
+                self.metrics.inc_series("relaxml_requests_total", labels[0])
+                self.metrics.observe_series("relaxml_request_duration_seconds", elapsed, labels[1])
             if access_logger.isEnabledFor(logging.INFO):
                 note = scope.get("relaxml.note")
-                access_logger.info(  # escaped here too, for handlers other than relaxml's
-                    "%s %s %d %.1f ms%s",
-                    escape(scope["method"]),
-                    escape(scope["path"]),
-                    status,
-                    elapsed * 1000,
-                    f" ({escape(note)})" if note else "",
+                line = (  # escaped here too, for handlers other than relaxml's
+                    f"{escape(method)} {escape(scope['path'])} {status} {elapsed * 1000:.1f} ms"
+                    f"{f' ({escape(note)})' if note else ''}"
                 )
+                # `handle` a made record: `info` would first walk the stack for the caller
+                access_logger.handle(
+                    access_logger.makeRecord(
+                        access_logger.name, logging.INFO, __file__, 0, line, (), None
+                    )
+                )
+
+
+def _request_labels(template: str, method: str, status: int) -> tuple[Labels, Labels]:
+    """The label sets of one request's counter and latency series."""
+    counted = {"route": template, "method": method, "status": str(int(status))}
+    return series_key(counted), series_key({"route": template})
