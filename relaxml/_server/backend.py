@@ -244,7 +244,7 @@ class Backend:
             return {"results": results, "model_version": self.model_version}
         if await self.background.wanted(request, project):
             return await self.background.enqueue(request, project, context)
-        async with self.scheduler.admit():
+        with self.scheduler.admit():
             for chunk in chunked(request.tasks, self.model.max_batch_size):
                 run = self.batcher.submit if self.batcher else self._run_model
                 try:

@@ -10,8 +10,7 @@ run in relaxml's model threads (`threads.py`), async models on the loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import HTTPError
@@ -45,6 +44,7 @@ class Scheduler:
         self._awaiting = 0  # async calls holding a slot
         self._threads = ModelThreads(max_concurrency)  # sync models
         self._admitted = 0
+        self._place = _Place(self)
 
     @property
     def running(self) -> int:
@@ -56,16 +56,13 @@ class Scheduler:
         """Admitted requests not running a call right now."""
         return max(0, self._admitted - self.running)
 
-    @asynccontextmanager
-    async def admit(self) -> AsyncIterator[None]:
-        """Hold a place for one request, or raise `Overloaded` when the house is full."""
+    def admit(self) -> _Place:
+        """Hold a place for one request (`with scheduler.admit():`), or raise `Overloaded`
+        when the house is full."""
         if self._admitted >= self.max_concurrency + self.max_queue:
             raise Overloaded(self.waiting)
         self._admitted += 1
-        try:
-            yield
-        finally:
-            self._admitted -= 1
+        return self._place
 
     async def run_sync(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
         """Run a blocking call in one of `max_concurrency` model threads, in the order calls
@@ -85,6 +82,19 @@ class Scheduler:
     def close(self) -> None:
         """Stop the model threads once their calls return."""
         self._threads.close()
+
+
+class _Place:
+    """A request's place in the house, given back when its `with` block ends."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._scheduler._admitted -= 1
 
 
 def chunked(items: Sequence[T], size: int | None) -> list[Sequence[T]]:
