@@ -147,3 +147,22 @@ def test_requests_that_would_queue_behind_a_busy_model_join_one_batch(serve):
     for task_id, answer in enumerate(answers):
         assert answer.json()["results"][0]["result"] == [choice(Task(id=task_id, data={}))]
     assert [ids for ids, _ in backend_of(client).model.calls] == [[0], [1, 2, 3, 4, 5]]
+
+
+def test_merged_requests_of_several_tasks_keep_their_order(serve):
+    client = serve(Batched)
+    bodies = [
+        {"project": "1.1", "tasks": [{"id": 10 * r + i, "data": {}} for i in (3, 1, 2)]}
+        for r in range(1, 9)
+    ]
+    answers = post_all(client, bodies)
+    for body, answer in zip(bodies, answers, strict=True):
+        assert answer.status_code == 200
+        ids = [t["id"] for t in body["tasks"]]
+        expected = [[choice(Task(id=i, data={}))] for i in ids]
+        assert [r["result"] for r in answer.json()["results"]] == expected
+    calls = backend_of(client).model.calls
+    assert len(calls) < 8  # merged
+    assert sorted(i for ids, _ in calls for i in ids) == sorted(
+        t["id"] for b in bodies for t in b["tasks"]
+    )
