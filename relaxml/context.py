@@ -45,6 +45,13 @@ class Context:
         task_id = task.id if isinstance(task, Task) else task
         return self.media.path(value, task_id=task_id)
 
+    def read_text(self, value: str, task: Task | int | None = None) -> str:
+        """The text a task-data value points to, for a `Text` or `HyperText` whose data is a
+        URL (`valueType="url"`): fetched like `local_path` (the same credential rules, size
+        limit and cache) and decoded as UTF-8, a byte that is not UTF-8 replaced by U+FFFD.
+        Blocking."""
+        return self.local_path(value, task).read_text(encoding="utf-8", errors="replace")
+
     @property
     def is_interactive(self) -> bool:
         """True when an annotator is waiting on this call with a smart tool."""

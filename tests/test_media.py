@@ -554,3 +554,29 @@ def test_redact_drops_signatures_and_user_info_but_keeps_label_studio_parameters
         == "http://ls/data/local-files/?d=a%2Fb.png"
     )
     assert redact_url("s3://bucket/key") == "s3://bucket/key"
+
+
+# --- text behind a URL (valueType="url") --------------------------------------------------------
+
+
+def test_read_text_fetches_a_text_through_the_media_rules(world, make):
+    from relaxml import Context
+    from relaxml.projects import Project
+
+    world.files["/data/upload/1/review.txt"] = Reply(
+        body="Très bien — 5★\n".encode() + b"\xff end", headers={"Content-Type": "text/plain"}
+    )
+    world.third_files["/page.html"] = Reply(body=b"<p>hello</p>")
+    context = Context(project=Project(uid="1.1"), media=make(world.client()))
+    assert context.read_text("/data/upload/1/review.txt", 7) == "Très bien — 5★\n\ufffd end"
+    assert world.ls.authorizations() == [f"Token {KEY}"]
+    assert context.read_text(world.third.url + "/page.html") == "<p>hello</p>"
+    assert world.third.authorizations() == [None]  # no credentials for another host
+
+
+def test_read_text_needs_the_server_like_local_path():
+    from relaxml import Context
+    from relaxml.projects import Project
+
+    with pytest.raises(RuntimeError, match="no media fetcher"):
+        Context(project=Project(uid="1.1")).read_text("/data/upload/1/review.txt")
