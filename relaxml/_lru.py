@@ -35,6 +35,9 @@ class LRU(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
     def __setitem__(self, key: K, value: V) -> None:
         self.put(key, value)
 

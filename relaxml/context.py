@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .memo import Memo
 from .prediction import Entry
 from .projects import Project
 from .protocol import Task
@@ -25,6 +26,8 @@ class Context:
       `params.context`), or None for ordinary calls.
     - `params`: the raw `params` object of the request, credentials removed.
     - `media`: the `MediaFetcher` for the project's Label Studio; `local_path` uses it.
+    - `memo`: values of expensive per-task work kept between calls (`Memo`): the served
+      model's own, emptied when a new version is adopted.
     """
 
     project: Project
@@ -32,6 +35,7 @@ class Context:
     interactive: dict[str, Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     media: MediaFetcher | None = field(default=None, repr=False, compare=False)
+    memo: Memo = field(default_factory=Memo, repr=False, compare=False)
 
     def local_path(self, value: str, task: Task | int | None = None) -> Path:
         """The local file a task-data value points to (`/data/upload/…`, local files, `s3://…`,

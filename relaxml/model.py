@@ -36,12 +36,16 @@ class LabelStudioModel(abc.ABC):
       call (micro-batching, up to `max_batch_size` tasks, 64 when unset). None (default): off.
     - `delivery`: `"auto"` (default), `"inline"` or `"background"`: how predictions reach
       Label Studio (docs/delivery.md). `RELAXML_DELIVERY` overrides it per deployment.
+    - `memo_entries`, `memo_bytes`: the bounds of `context.memo`, the values of expensive
+      per-task work kept between calls (16 entries, 1 GiB by default; docs/interactive.md).
     """
 
     model_version: str = ""
     max_batch_size: ClassVar[int | None] = None
     batch_timeout: ClassVar[float | None] = None
     delivery: ClassVar[str] = "auto"
+    memo_entries: ClassVar[int] = 16
+    memo_bytes: ClassVar[int] = 1 << 30
 
     _derived_version: ClassVar[bool] = True
     _relaxml_sender: Callable[[Mapping[int, TaskOutput], Project | int], str] | None = None
@@ -170,6 +174,10 @@ def check_attributes(model: type[LabelStudioModel] | LabelStudioModel) -> None:
                 f"{name}.batch_timeout must be a finite number of seconds above 0 (or None), "
                 f"got {timeout!r}"
             )
+    for attribute in ("memo_entries", "memo_bytes"):
+        bound = getattr(model, attribute)
+        if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
+            raise ValueError(f"{name}.{attribute} must be an integer of at least 0, got {bound!r}")
     if model.delivery not in DELIVERY_MODES:
         raise ValueError(
             f"{name}.delivery must be 'auto', 'inline' or 'background', got {model.delivery!r}"

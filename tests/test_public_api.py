@@ -166,6 +166,7 @@ def test_only_public_modules_and_packages_lack_an_underscore():
         "labels",
         "labelstudio",
         "logs.py",
+        "memo.py",
         "model.py",
         "prediction.py",
         "projects.py",

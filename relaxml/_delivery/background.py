@@ -19,6 +19,7 @@ from ..context import Context, RunModel
 from ..errors import Failure
 from ..labelstudio._pool import ClientPool, MediaPool
 from ..labelstudio.client import LabelStudioClient
+from ..memo import Memo
 from ..prediction import TaskOutput, normalize
 from ..projects import Project, ProjectRegistry
 from ..protocol import PredictRequest, Task, parse_task
@@ -41,6 +42,7 @@ class BackgroundPredictions:
         clients: ClientPool,
         run_model: RunModel,
         media: MediaPool,
+        memo: Memo,
         version: Callable[[], str],
         name: str,
     ) -> None:
@@ -51,6 +53,7 @@ class BackgroundPredictions:
         self.clients = clients
         self._run_model = run_model
         self.media = media
+        self.memo = memo
         self._version = version
         self._name = name
         self.wakeup = Wakeup()  # set whenever work is queued; the deliverer rests on it
@@ -112,6 +115,7 @@ class BackgroundPredictions:
             project=project,
             label_config=job.label_config or project.label_config,
             media=self.media.get(project.hostname, project.access_token),
+            memo=self.memo,
         )
         tasks: list[Task] = []
         results: dict[int, list[Any] | str] = {}

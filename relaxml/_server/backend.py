@@ -43,6 +43,7 @@ from ..events import (
     event_from_webhook,
 )
 from ..labelstudio._pool import ClientPool, MediaPool
+from ..memo import Memo
 from ..model import LabelStudioModel
 from ..prediction import Entry, json_safe, normalize
 from ..projects import ProjectRegistry
@@ -107,6 +108,7 @@ class Backend:
             deadline=settings.media_deadline,
         )
         self.leader = LeaderLock(self.data_dir.path / "leader.lock")
+        self.memo = Memo(model.memo_entries, model.memo_bytes)
         self.background = BackgroundPredictions(
             settings=settings,
             delivery=self.delivery,
@@ -115,6 +117,7 @@ class Backend:
             clients=self.clients,
             run_model=self._run_stored,
             media=self.media,
+            memo=self.memo,
             version=lambda: self.model_version,
             name=self.name,
         )
@@ -177,7 +180,9 @@ class Backend:
         return self.keeper.model
 
     def _adopt(self, model: LabelStudioModel) -> None:
+        """`model` starts serving a version (a new instance, or a new version of this one)."""
         model._relaxml_sender = self.background.send
+        self.memo.clear()  # nothing an older version computed reaches this one
 
     def _gauges(self) -> list[tuple[str, str, str, tuple[tuple[str, str], ...], float]]:
         outbox = self.outbox.counts()
@@ -238,6 +243,7 @@ class Backend:
             interactive=request.context,
             params={k: v for k, v in request.params.items() if k not in _SECRET_PARAMS},
             media=self.media.get(project.hostname, project.access_token),
+            memo=self.memo,
         )
         results: list[Entry] = []
         if not request.tasks:

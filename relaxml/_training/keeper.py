@@ -36,7 +36,12 @@ logger = logging.getLogger(__name__)
 
 
 class ModelKeeper:
-    """Holds the current model; applies new versions from training and from the store."""
+    """Holds the current model; applies new versions from training and from the store.
+
+    `adopt` is called with the model each time it starts serving a version: at start, after
+    training (the same instance, a new version) and on a swap (a new instance, or the same one
+    at startup).
+    """
 
     def __init__(
         self,
@@ -93,6 +98,7 @@ class ModelKeeper:
                 await anyio.to_thread.run_sync(self._save, path)
             used = event.control.annotations_used if event.control else 0
             self.model.model_version = version
+            self._adopt(self.model)
             await anyio.to_thread.run_sync(
                 lambda: self.versions.record(
                     version,
@@ -177,8 +183,8 @@ class ModelKeeper:
                 return
         instance.model_version = version
         self._refused = None
+        self._adopt(instance)
         if instance is not self.model:
-            self._adopt(instance)
             self.model = instance
         logger.info("now serving %s version %s", self.name, version)
 
