@@ -14,6 +14,7 @@ from ._datadir.layout import DataDirError, model_identity, prepare
 from ._datadir.sqlite import FILENAME
 from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
+from ._server.collector import relax_collector
 from ._server.loader import LoadError, load_model_class
 from ._training.versions import VersionStore
 from .logs import configure_logging
@@ -164,6 +165,7 @@ def serve(
         raise click.ClickException(str(exc)) from None
     configure_logging(log_level)
     limit_malloc_arenas()
+    relax_collector()  # after the model's module: its own collector settings win
     options = {
         "host": host,
         "port": port,

@@ -98,8 +98,11 @@ def restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """The arguments of every `uvicorn.run` call `relaxml serve` makes; nothing is served."""
+def served(
+    monkeypatch: pytest.MonkeyPatch, python_collector: None
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """The arguments of every `uvicorn.run` call `relaxml serve` makes; nothing is served (and
+    the collector's thresholds it raises are put back afterwards)."""
     calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     monkeypatch.setattr(cli.uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
     # `--workers` hands settings to worker processes through os.environ: restore it afterwards
@@ -291,6 +294,7 @@ def test_serve_defaults(model: str, served: list[Any]) -> None:
         "access_log": False,
         "timeout_graceful_shutdown": 10,
     }
+    assert gc.get_threshold()[0] == THRESHOLD  # relax_collector, after the model's module
     with TestClient(app) as client:
         assert client.get("/health").json()["model_class"] == "Squirrel"
 
