@@ -169,3 +169,21 @@ def label_studio_installed() -> bool:
     from tests.support.labelstudio import default_venv
 
     return (default_venv() / "bin" / "label-studio").exists()
+
+
+def test_the_ablation_runs_every_variant(tmp_path: Path) -> None:
+    command = [sys.executable, "bench/ablation.py", "--rounds", "1", "--requests", "20"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "ablation-1.json").read_text())
+    assert result["rows"][0]["variant"] == "relaxml, everything on"
+    assert len(result["rows"]) == 7
+    assert all(row["us_per_request"] > 0 for row in result["rows"])
+    assert "| the limit (bench/limit.py) |" in (tmp_path / "ablation-1.md").read_text()
