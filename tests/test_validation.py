@@ -220,14 +220,178 @@ def test_a_bad_config_is_a_problem_not_an_exception():
     assert check_prediction(None, {"result": []})[0].code == "bad-config"  # type: ignore[arg-type]
 
 
-def test_labels_on_an_image_do_not_need_start_and_end():
+def test_labels_on_an_image_label_the_region_sharing_their_id():
     config = (
         '<View><Image name="image" value="$i"/><Labels name="l" toName="image">'
         '<Label value="A"/></Labels><Rectangle name="r" toName="image"/></View>'
     )
-    labelled = item("l", "labels", {"x": 1, "y": 1, "width": 1, "height": 1, "labels": ["A"]})
-    labelled["to_name"] = "image"
-    assert codes([labelled], config) == []
+    geometry = {"x": 1, "y": 1, "width": 1, "height": 1}
+    box = item("r", "rectangle", geometry, id="r1", to_name="image", **IMAGE)
+    labelled = item("l", "labels", {**geometry, "labels": ["A"]}, id="r1", to_name="image")
+    assert codes([box, labelled], config) == []
+    # Alone, Label Studio reads a Labels item as a span: it needs start and end.
+    assert codes([labelled], config) == ["bad-value"]
+    too_wide = item("l", "labels", {**geometry, "width": 120, "labels": ["A"]}, id="r1")
+    too_wide["to_name"] = "image"
+    assert "out-of-range" in codes([box, too_wide], config)
+
+
+MORE = """<View>
+  <Image name="image" value="$image"/>
+  <HyperText name="page" value="$html"/>
+  <Paragraphs name="dialog" value="$dialog"/>
+  <TimeSeries name="ts" value="$csv"><Channel column="v"/></TimeSeries>
+  <Video name="video" value="$video"/>
+  <List name="results" value="$items"/>
+  <Text name="left" value="$a"/><Text name="right" value="$b"/>
+  <RectangleLabels name="box" toName="image"><Label value="Car"/></RectangleLabels>
+  <EllipseLabels name="ell" toName="image"><Label value="Car"/></EllipseLabels>
+  <HyperTextLabels name="html" toName="page"><Label value="Title"/></HyperTextLabels>
+  <ParagraphLabels name="said" toName="dialog"><Label value="Q"/></ParagraphLabels>
+  <TimeSeriesLabels name="event" toName="ts"><Label value="Up"/></TimeSeriesLabels>
+  <VideoRectangle name="track" toName="video"/>
+  <TimelineLabels name="scene" toName="video"><Label value="Intro"/></TimelineLabels>
+  <Ranker name="rank" toName="results"/>
+  <Pairwise name="pick" toName="left,right"/>
+  <TextArea name="note" toName="page"/>
+  <Relations><Relation value="knows"/></Relations>
+</View>"""
+
+
+def one(from_name: str, to_name: str, type_: str, value: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": from_name,
+        "from_name": from_name,
+        "to_name": to_name,
+        "type": type_,
+        "value": value,
+        **extra,
+    }
+
+
+GOOD = {
+    "box": one(
+        "box",
+        "image",
+        "rectanglelabels",
+        {"x": 1, "y": 1, "width": 5, "height": 5, "rotation": 360, "rectanglelabels": ["Car"]},
+        **IMAGE,
+    ),
+    "ell": one(
+        "ell",
+        "image",
+        "ellipselabels",
+        {"x": 50, "y": 50, "radiusX": 50, "radiusY": 1, "ellipselabels": ["Car"]},
+        **IMAGE,
+    ),
+    "html": one(
+        "html",
+        "page",
+        "hypertextlabels",
+        {
+            "start": "/p[1]",
+            "end": "/p[1]",
+            "startOffset": 0,
+            "endOffset": 4,
+            "hypertextlabels": ["Title"],
+        },
+    ),
+    "said": one(
+        "said",
+        "dialog",
+        "paragraphlabels",
+        {"start": "0", "end": "1", "startOffset": 0, "endOffset": 2, "paragraphlabels": ["Q"]},
+    ),
+    "event": one(
+        "event",
+        "ts",
+        "timeserieslabels",
+        {"start": 1, "end": 5, "instant": False, "timeserieslabels": ["Up"]},
+    ),
+    "track": one(
+        "track",
+        "video",
+        "videorectangle",
+        {
+            "framesCount": 10,
+            "duration": 1.0,
+            "sequence": [
+                {"frame": 1, "time": 0.1, "x": 1, "y": 1, "width": 2, "height": 2, "enabled": True}
+            ],
+        },
+    ),
+    "scene": one(
+        "scene",
+        "video",
+        "timelinelabels",
+        {"ranges": [{"start": 1, "end": 3}], "timelinelabels": ["Intro"]},
+    ),
+    "rank": one("rank", "results", "ranker", {"ranker": {"rank": ["a", "b"]}}),
+    "pick": one("pick", "left", "pairwise", {"selected": "left"}),
+    "note": one("note", "page", "textarea", {"text": ["hello"]}),
+}
+
+
+def test_what_label_studio_accepts_passes():
+    relation = {"type": "relation", "from_id": "box", "to_id": "ell", "direction": "right"}
+    assert check_prediction(MORE, {"result": [*GOOD.values(), relation], "score": 1}) == []
+
+
+def changed(name: str, **value: Any) -> dict[str, Any]:
+    good = GOOD[name]
+    return {**good, "value": {**good["value"], **value}}
+
+
+@pytest.mark.parametrize(
+    ("result_item", "code", "words"),
+    [
+        (changed("box", rotation=361), "out-of-range", "rotation = 361"),
+        (changed("box", rotation="left"), "bad-value", "rotation must be a number"),
+        (changed("ell", rotation=400), "out-of-range", "rotation = 400"),
+        (changed("ell", radiusX=50.5), "out-of-range", "radiusX = 50.5 is over 50"),
+        (changed("note", text="hello"), "bad-value", "list of strings"),
+        (changed("html", startOffset=-1), "bad-value", "startOffset must be a non-negative"),
+        (changed("said", endOffset=1.5), "bad-value", "endOffset"),
+        (changed("said", start=None), "bad-value", "value.start and value.end"),
+        (
+            {**GOOD["event"], "value": {"start": 1, "end": 2, "timeserieslabels": ["Up"]}},
+            "bad-value",
+            "value.instant",
+        ),
+        (
+            changed(
+                "track",
+                sequence=[{"frame": 1, "time": 0, "x": 1, "y": 1, "width": 120, "height": 1}],
+            ),
+            "out-of-range",
+            "width = 120",
+        ),
+        (changed("track", framesCount=None), "bad-value", "framesCount"),
+        (changed("scene", ranges=[]), "bad-value", "value.ranges"),
+        (changed("scene", timelinelabels=["Outro"]), "unknown-label", "'Outro'"),
+        (changed("rank", ranker=["a"]), "bad-value", "value.ranker"),
+        (changed("pick", selected=["left"]), "bad-value", "'left' or 'right'"),
+        ({"type": "relation", "from_id": "box", "to_id": "ell"}, "bad-relation", "direction"),
+        (
+            {"type": "relation", "from_id": "box", "to_id": "ell", "direction": "up"},
+            "bad-relation",
+            "got 'up'",
+        ),
+    ],
+)
+def test_what_label_studio_rejects(result_item, code, words):
+    problems = check_prediction(MORE, {"result": [GOOD["box"], GOOD["ell"], result_item]})
+    found = [p for p in problems if p.code == code and p.index == 2]
+    assert found, problems
+    assert words in found[0].message
+
+
+@pytest.mark.parametrize("score", [-0.1, 1.5, 2])
+def test_a_prediction_score_is_between_0_and_1(score):
+    [problem] = check_prediction(MORE, {"result": [], "score": score})
+    assert problem.code == "bad-score"
+    assert "between 0 and 1" in problem.message
+    assert check_prediction(MORE, {"result": [], "score": 1.0}) == []
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.xml")), ids=lambda p: p.stem)
