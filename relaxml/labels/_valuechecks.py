@@ -58,6 +58,8 @@ def check_value(
         ]
     elif kind == "videorectangle":
         return _check_video_boxes(value)
+    elif kind == "ocrlabels":
+        return _check_ocr(value)
     elif kind == "timelinelabels":
         return _check_timeline(value.get("ranges"))
     return []
@@ -136,6 +138,22 @@ def _check_video_boxes(value: Mapping[str, Any]) -> Found:
                 found.append(
                     ("out-of-range", f"value.sequence[{index}].{key} = {number} is outside 0-100")
                 )
+    return found
+
+
+def _check_ocr(value: Mapping[str, Any]) -> Found:
+    """An `OcrLabels` region of a `Pdf`: a box (in percent of the page) on a page."""
+    found: Found = [
+        ("bad-value", f"value.{key} must be a number, got {value.get(key)!r}")
+        for key in ("x", "y", "width", "height")
+        if not finite(value.get(key))
+    ]
+    if value.get("rotation") is not None and not finite(value["rotation"]):
+        found.append(("bad-value", f"value.rotation must be a number, got {value['rotation']!r}"))
+    if value.get("ocrtext") is not None and not isinstance(value["ocrtext"], str):
+        found.append(("bad-value", "value.ocrtext must be a string"))
+    if value.get("pageIndex") is not None and not _integer(value["pageIndex"]):
+        found.append(("bad-value", "value.pageIndex must be an integer"))
     return found
 
 
