@@ -429,3 +429,62 @@ items = st.fixed_dictionaries(
 def test_never_raises(result, score):
     problems = check_prediction(CONFIG, {"result": result, "score": score})
     assert all(isinstance(p, Problem) for p in problems)
+
+
+CHAT = """<View>
+  <Chat name="chat" value="$messages"/>
+  <Rating name="grade" toName="chat" perRegion="true"/>
+</View>"""
+
+
+def test_the_messages_of_a_chat_without_to_name():
+    message = {"role": "assistant", "content": "Hello", "createdAt": 1700000000}
+    good = one("chat", "chat", "chatmessage", {"chatmessage": message})
+    assert check_prediction(CHAT, {"result": [good]}) == []
+    wrong = [
+        {**good, "value": {"chatmessage": {"role": "user"}}},
+        {**good, "value": {"chatmessage": {**message, "createdAt": 0.5}}},
+        {**good, "type": "chat"},
+    ]
+    assert [p.code for p in check_prediction(CHAT, {"result": wrong})] == [
+        "bad-value",
+        "bad-value",
+        "wrong-type",
+    ]
+
+
+TOOLS = """<View>
+  <Image name="image" value="$image"/>
+  <Video name="video" value="$video"/>
+  <Labels name="kind" toName="image"><Label value="Car"/></Labels>
+  <Rectangle name="box" toName="image"/>
+  <Labels name="who" toName="video"><Label value="Man"/></Labels>
+  <VideoRectangle name="track" toName="video"/>
+</View>"""
+
+
+def test_labels_merged_with_a_tool_on_the_same_object():
+    box = {"x": 1, "y": 1, "width": 5, "height": 5, "rotation": 0}
+    merged = one("kind", "image", "rectanglelabels", {**box, "rectanglelabels": ["Car"]}, **IMAGE)
+    frames = {
+        "framesCount": 9,
+        "duration": 1.0,
+        "sequence": [GOOD["track"]["value"]["sequence"][0]],
+    }
+    video = one("who", "video", "videorectanglelabels", {**frames, "labels": ["Man"]})
+    assert check_prediction(TOOLS, {"result": [merged, video]}) == []
+    wrong = [
+        {**merged, "value": {**box, "rectanglelabels": ["Bus"]}},
+        {**merged, "value": {**box, "width": 150, "rectanglelabels": ["Car"]}},
+        {**merged, "value": box},
+        {**merged, "type": "polygonlabels"},
+        {**video, "value": {**frames, "framesCount": None, "labels": ["Man"]}},
+    ]
+    found = sorted({(p.index, p.code) for p in check_prediction(TOOLS, {"result": wrong})})
+    assert found == [
+        (0, "unknown-label"),
+        (1, "out-of-range"),
+        (2, "bad-value"),
+        (3, "wrong-type"),
+        (4, "bad-value"),
+    ]

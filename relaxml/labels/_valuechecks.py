@@ -60,6 +60,10 @@ def check_value(
         return _check_video_boxes(value)
     elif kind == "ocrlabels":
         return _check_ocr(value)
+    elif kind == "chatmessage":
+        return _check_chat(value.get("chatmessage"))
+    elif kind == "reactcode" and not isinstance(value.get("reactcode"), Mapping):
+        return [("bad-value", "value.reactcode must be a dict")]
     elif kind == "timelinelabels":
         return _check_timeline(value.get("ranges"))
     return []
@@ -155,6 +159,22 @@ def _check_ocr(value: Mapping[str, Any]) -> Found:
     if value.get("pageIndex") is not None and not _integer(value["pageIndex"]):
         found.append(("bad-value", "value.pageIndex must be an integer"))
     return found
+
+
+def _check_chat(message: Any) -> Found:
+    """A message of a `<Chat>`: `{"role": ..., "content": ..., "createdAt": ...}`."""
+    if not (
+        isinstance(message, Mapping)
+        and isinstance(message.get("role"), str)
+        and isinstance(message.get("content"), str)
+    ):
+        return [
+            ("bad-value", "value.chatmessage must be a dict with a role and a content (strings)")
+        ]
+    created = message.get("createdAt")
+    if created is not None and not _integer(created):
+        return [("bad-value", f"value.chatmessage.createdAt must be an integer, got {created!r}")]
+    return []
 
 
 def _check_timeline(ranges: Any) -> Found:

@@ -115,6 +115,9 @@ def _check_item(config: LabelConfig, item: Any, ids: Mapping[str, set[Any]]) -> 
                 f"({','.join(control.to_names)}); the editor drops the item",
             )
         )
+    tool = _merged_tool(config, control, item.get("type"))
+    if tool is not None:
+        return found + _check_merged(control, tool, item)
     if item.get("type") != control.type:
         found.append(("wrong-type", f"type {item.get('type')!r} should be {control.type!r}"))
         return found
@@ -131,6 +134,44 @@ def _check_item(config: LabelConfig, item: Any, ids: Mapping[str, set[Any]]) -> 
     if control.type == "labels" and obj is not None and obj.type in ("image", "video"):
         found += _check_split_labels(item, value, ids)
     found += check_value(control, value, where, obj.type if obj else None)
+    return found
+
+
+def _merged_tool(config: LabelConfig, control: ControlTag, kind: Any) -> ControlTag | None:
+    """For a `Labels` item of type `<tool>labels` (`rectanglelabels`, `videorectanglelabels`):
+    the tool on the same object it merges with (Label Studio's merged format), else None."""
+    if control.type != "labels" or not isinstance(kind, str) or not kind.endswith("labels"):
+        return None
+    targets = set(control.to_names)
+    return next(
+        (
+            c
+            for c in config.controls
+            if c.type == kind.removesuffix("labels") and targets & set(c.to_names)
+        ),
+        None,
+    )
+
+
+def _check_merged(control: ControlTag, tool: ControlTag, item: Mapping[str, Any]) -> Found:
+    """A region drawn with `tool` and labelled with the `Labels` `control`, as one item: the
+    labels under `value[type]` (or `value.labels`), the geometry as the tool's."""
+    value = item.get("value")
+    if not is_mapping(value):
+        return [("bad-value", "'value' must be a dict")]
+    key = item["type"] if item["type"] in value else "labels"
+    labels = value.get(key)
+    if not (strings(labels) and labels):
+        return [("bad-value", f"value.{key} must be a non-empty list of labels")]
+    found: Found = [
+        ("unknown-label", f"label {label!r} is not in {control.tag} {control.name!r}")
+        for label in labels
+        if label not in control.label_set  # Label Studio's validator wants them listed
+    ]
+    if tool.type in IMAGE_TYPES:
+        found += check_image(tool.type, item, value)
+    elif tool.type == "videorectangle":
+        found += check_value(tool, value, f"{tool.tag} {tool.name!r}", "video")
     return found
 
 

@@ -75,7 +75,7 @@ def cases(configs: dict[str, str]) -> list[Case]:
         for control in parsed.controls:
             items = valid_items(parsed, control)
             regions.extend(items)
-            for kind, result in _wrong(control, items):
+            for kind, result in [*_wrong(control, items), *_merged(parsed, control)]:
                 prediction = {"result": result, "score": 0.5}
                 out.append(
                     {"kind": f"{control.type}/{kind}", "config": name, "prediction": prediction}
@@ -175,6 +175,7 @@ _VALUES: dict[str, Callable[[ControlTag], dict[str, Any]]] = {
         ],
     },
     "chat": lambda c: {"chatmessage": {"role": "user", "content": "hello"}},
+    "chatmessage": lambda c: {"chatmessage": {"role": "user", "content": "hi", "createdAt": 1}},
 }
 
 Change = Callable[[Item], None]
@@ -259,6 +260,14 @@ _CHANGES: dict[str, dict[str, Change]] = {
         "ranker-of-strings": _set("ranker", {"r": "a"}),
     },
     "timeline": {"ranges-empty": _set("ranges", []), "ranges-missing": _drop("ranges")},
+    "chatmessage": {
+        "content-missing": _set("chatmessage", {"role": "user"}),
+        "role-a-number": _set("chatmessage", {"role": 1, "content": "hi"}),
+        "created-at-fractional": _set(
+            "chatmessage", {"role": "a", "content": "b", "createdAt": 0.5}
+        ),
+        "message-a-string": _set("chatmessage", "hi"),
+    },
     "videorectangle": {
         "frame-width-over-100": _set(
             "sequence", [{"frame": 1, "time": 0, "x": 1, "y": 1, "width": 120, "height": 1}]
@@ -299,6 +308,37 @@ def _wrong(control: ControlTag, items: list[Item]) -> Iterator[tuple[str, list[I
         changed = copy.deepcopy(items)
         change(changed[0])
         yield kind, changed
+
+
+def _merged(config: LabelConfig, control: ControlTag) -> Iterator[tuple[str, list[Item]]]:
+    """`Labels` and a tool on the same object, as one item of type `<tool>labels` (the merged
+    format): valid, and wrong in its labels or its geometry."""
+    if control.type != "labels":
+        return
+    for tool in config.controls:
+        if tool.type not in (*_GEOMETRY, "videorectangle") or not set(tool.to_names) & set(
+            control.to_names
+        ):
+            continue
+        region = valid_items(config, tool)[0]
+        kind = f"{tool.type}labels"
+        labels = list(control.label_names[:1])
+        merged = {**region, "from_name": control.name, "type": kind}
+        changes: dict[str, dict[str, Any]] = {
+            "valid": {kind: labels},
+            "labels-under-labels": {"labels": labels},
+            "unknown-label": {kind: ["NoSuchLabel"]},
+            "labels-missing": {},
+            "labels-empty": {kind: []},
+        }
+        if tool.type == "rectangle":
+            changes["width-over-100"] = {kind: labels, "width": 150}
+        if tool.type == "videorectangle":
+            changes["frames-count-missing"] = {kind: labels, "framesCount": None}
+        for name, fields in changes.items():
+            value = {**region["value"], **fields}
+            value = {k: v for k, v in value.items() if v is not None}
+            yield f"merged-{kind}/{name}", [{**merged, "value": value}]
 
 
 def _whole(regions: list[Item]) -> Iterator[tuple[str, dict[str, Any]]]:
