@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relaxml.labels.labelconfig import parse_label_config
 from relaxml.labels.results import ResultBuilder
 from relaxml.labels.validation import Problem, check_prediction, check_result
 
@@ -409,11 +410,11 @@ json_values = st.recursive(
 items = st.fixed_dictionaries(
     {},
     optional={
-        "id": json_values,
-        "from_name": st.sampled_from(["box", "kind", "tax", "mask", "nope"]) | json_values,
+        "id": st.sampled_from(["box", "kind"]) | json_values,
+        "from_name": st.sampled_from(["box", "kind", "tax", "mask", "ner", "nope"]) | json_values,
         "to_name": st.sampled_from(["image", "text"]) | json_values,
         "type": st.sampled_from(
-            ["rectanglelabels", "choices", "taxonomy", "brushlabels", "relation"]
+            ["rectanglelabels", "choices", "taxonomy", "brushlabels", "relation", "labels"]
         )
         | json_values,
         "value": json_values,
@@ -421,8 +422,17 @@ items = st.fixed_dictionaries(
         "original_width": json_values,
         "from_id": json_values,
         "labels": json_values,
+        "direction": st.sampled_from(["right", "up"]) | json_values,
     },
 )
+
+
+def test_an_item_of_unhashable_type_is_a_problem_not_an_exception():
+    odd = {"id": "a", "from_name": "box", "type": ["rectanglelabels"], "value": {}}
+    assert [p.code for p in check_prediction(CONFIG, {"result": [odd]})] == [
+        "unknown-to-name",
+        "wrong-type",
+    ]
 
 
 @given(st.lists(items | json_values, max_size=5), json_values)
@@ -488,3 +498,30 @@ def test_labels_merged_with_a_tool_on_the_same_object():
         (3, "wrong-type"),
         (4, "bad-value"),
     ]
+
+
+@pytest.mark.parametrize("config", [MORE, TOOLS, CHAT], ids=["more", "tools", "chat"])
+@given(data=st.data())
+def test_never_raises_on_any_control(config, data):
+    parsed = parse_label_config(config)
+    names = [c.name for c in parsed.controls]
+    types = [c.type for c in parsed.controls] + ["rectanglelabels", "videorectanglelabels"]
+    values = st.dictionaries(
+        st.sampled_from(["x", "width", "radiusX", "rotation", "start", "startOffset", "instant",
+                         "text", "ranker", "selected", "sequence", "ranges", "framesCount",
+                         "chatmessage", "labels", "rectanglelabels", "videorectanglelabels"]),
+        json_values,
+        max_size=6,
+    )  # fmt: skip
+    item = st.fixed_dictionaries(
+        {"from_name": st.sampled_from(names), "type": st.sampled_from(types)},
+        optional={
+            "id": st.sampled_from(["a", "b"]),
+            "to_name": st.sampled_from([o.name for o in parsed.objects]),
+            "value": values | json_values,
+            "original_width": json_values,
+        },
+    )
+    result = data.draw(st.lists(item | json_values, max_size=4))
+    problems = check_prediction(config, {"result": result, "score": data.draw(json_values)})
+    assert all(isinstance(p, Problem) for p in problems)

@@ -76,10 +76,11 @@ def check_result(config: str | LabelConfig, result: Sequence[Any]) -> list[Probl
         parsed = config if isinstance(config, LabelConfig) else parse_label_config(config)
     except (LabelConfigError, TypeError) as error:
         return [Problem("bad-config", f"the label config cannot be read: {error}")]
-    ids: dict[str, set[Any]] = {}
+    ids: dict[str, set[str]] = {}
     for item in result:
         if is_mapping(item) and _is_id(item.get("id")):
-            ids.setdefault(item["id"], set()).add(item.get("type"))
+            kind = item.get("type")
+            ids.setdefault(item["id"], set()).update([kind] if isinstance(kind, str) else [])
     problems: list[Problem] = []
     for index, item in enumerate(result):
         for code, message in _check_item(parsed, item, ids):
@@ -87,7 +88,7 @@ def check_result(config: str | LabelConfig, result: Sequence[Any]) -> list[Probl
     return problems
 
 
-def _check_item(config: LabelConfig, item: Any, ids: Mapping[str, set[Any]]) -> Found:
+def _check_item(config: LabelConfig, item: Any, ids: Mapping[str, set[str]]) -> Found:
     """The problems of one item; `ids` maps each item id to the types of the items having it."""
     if not is_mapping(item):
         return [("bad-shape", f"an item must be a dict, got {type(item).__name__}")]
@@ -176,7 +177,7 @@ def _check_merged(control: ControlTag, tool: ControlTag, item: Mapping[str, Any]
 
 
 def _check_split_labels(
-    item: Mapping[str, Any], value: Mapping[str, Any], ids: Mapping[str, set[Any]]
+    item: Mapping[str, Any], value: Mapping[str, Any], ids: Mapping[str, set[str]]
 ) -> Found:
     """`Labels` on an image or a video: the labels of a region drawn with another control (a
     `Rectangle`, ...) that shares its id (Label Studio's split format), else a span."""
@@ -231,7 +232,7 @@ def _in_taxonomy(level: tuple[Label, ...], path: list[str]) -> bool:
 
 
 def _check_relation(
-    config: LabelConfig, item: Mapping[str, Any], ids: Mapping[str, set[Any]]
+    config: LabelConfig, item: Mapping[str, Any], ids: Mapping[str, set[str]]
 ) -> Found:
     found: Found = []
     for key in ("from_id", "to_id"):
