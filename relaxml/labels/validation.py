@@ -116,6 +116,8 @@ def _check_item(config: LabelConfig, item: Any, ids: Mapping[str, set[str]]) -> 
                 f"({','.join(control.to_names)}); the editor drops the item",
             )
         )
+    if "score" in item and not finite(item["score"]):
+        found.append(("bad-score", f"score must be a finite number, got {item['score']!r}"))
     tool = _merged_tool(config, control, item.get("type"))
     if tool is not None:
         return found + _check_merged(control, tool, item)
@@ -125,8 +127,6 @@ def _check_item(config: LabelConfig, item: Any, ids: Mapping[str, set[str]]) -> 
     value = item.get("value")
     if not is_mapping(value):
         return [*found, ("bad-value", "'value' must be a dict")]
-    if "score" in item and not finite(item["score"]):
-        found.append(("bad-score", f"score must be a finite number, got {item['score']!r}"))
     found += _check_labels(control, value, where)
     obj = config.get_object(to_name) if isinstance(to_name, str) else None
     base = control.type.removesuffix("labels")
