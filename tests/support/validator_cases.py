@@ -17,6 +17,8 @@ from typing import Any
 from relaxml.labels import ControlTag, LabelConfig, parse_label_config
 from relaxml.labels.rle import mask_to_rle
 
+from .validator_mutations import CHANGES, Change, drop_value, set_value
+
 Case = dict[str, Any]
 Item = dict[str, Any]
 
@@ -178,105 +180,6 @@ _VALUES: dict[str, Callable[[ControlTag], dict[str, Any]]] = {
     "chatmessage": lambda c: {"chatmessage": {"role": "user", "content": "hi", "createdAt": 1}},
 }
 
-Change = Callable[[Item], None]
-
-
-def _set(key: str, new: Any) -> Change:
-    def change(item: Item) -> None:
-        item["value"][key] = new
-
-    return change
-
-
-def _drop(key: str) -> Change:
-    return lambda item: item["value"].pop(key, None)
-
-
-_SPAN_CHANGES: dict[str, Change] = {
-    "start-missing": _drop("start"),
-    "start-none": _set("start", None),
-    "end-a-list": _set("end", [1]),
-}
-_OFFSET_CHANGES: dict[str, Change] = {
-    "negative-start-offset": _set("startOffset", -1),
-    "fractional-end-offset": _set("endOffset", 1.5),
-}
-_BOX_CHANGES: dict[str, Change] = {
-    "x-over-100": _set("x", 101),
-    "x-negative": _set("x", -5),
-    "past-the-right-edge": _set("x", 90),
-    "width-over-100": _set("width", 150),
-    "x-not-a-number": _set("x", "left"),
-    "rotation-over-360": _set("rotation", 361),
-    "rotation-not-a-number": _set("rotation", "upright"),
-}
-_CHANGES: dict[str, dict[str, Change]] = {
-    "rectangle": _BOX_CHANGES,
-    "ocr": _BOX_CHANGES,
-    "ellipse": {
-        "radius-over-50": _set("radiusX", 51),
-        "radius-over-100": _set("radiusY", 120),
-        "rotation-over-360": _set("rotation", 400),
-        "y-over-100": _set("y", 101),
-    },
-    "polygon": {
-        "point-over-100": _set("points", [[10, 10], [101, 10], [20, 30]]),
-        "points-not-pairs": _set("points", [[10, 10, 1]]),
-        "points-missing": _drop("points"),
-    },
-    "keypoint": {"x-over-100": _set("x", 100.5), "y-missing": _drop("y")},
-    "brush": {
-        "rle-empty": _set("rle", []),
-        "rle-over-255": _set("rle", [300, 1, 2]),
-        "rle-of-another-size": _set("rle", mask_to_rle([[255] * 2] * 2)),
-    },
-    "textarea": {"text-a-string": _set("text", "hello"), "text-of-numbers": _set("text", [1])},
-    "number": {
-        "number-a-word": _set("number", "many"),
-        "number-missing": _drop("number"),
-        "number-over-max": _set("number", 11),
-    },
-    "rating": {
-        "rating-over-max": _set("rating", 99),
-        "rating-negative": _set("rating", -1),
-        "rating-fractional": _set("rating", 2.5),
-    },
-    "datetime": {"datetime-a-number": _set("datetime", 2024)},
-    "taxonomy": {"taxonomy-flat": _set("taxonomy", ["x"])},
-    "hypertext": {**_SPAN_CHANGES, **_OFFSET_CHANGES},
-    "paragraph": {**_SPAN_CHANGES, **_OFFSET_CHANGES},
-    "": _SPAN_CHANGES,  # Labels
-    "timeseries": {
-        **_SPAN_CHANGES,
-        "instant-missing": _drop("instant"),
-        "instant-as-1": _set("instant", 1),
-    },
-    "pairwise": {
-        "selected-a-list": _set("selected", ["left"]),
-        "selected-missing": _drop("selected"),
-    },
-    "ranker": {
-        "ranker-a-list": _set("ranker", ["a"]),
-        "ranker-of-strings": _set("ranker", {"r": "a"}),
-    },
-    "timeline": {"ranges-empty": _set("ranges", []), "ranges-missing": _drop("ranges")},
-    "chatmessage": {
-        "content-missing": _set("chatmessage", {"role": "user"}),
-        "role-a-number": _set("chatmessage", {"role": 1, "content": "hi"}),
-        "created-at-fractional": _set(
-            "chatmessage", {"role": "a", "content": "b", "createdAt": 0.5}
-        ),
-        "message-a-string": _set("chatmessage", "hi"),
-    },
-    "videorectangle": {
-        "frame-width-over-100": _set(
-            "sequence", [{"frame": 1, "time": 0, "x": 1, "y": 1, "width": 120, "height": 1}]
-        ),
-        "frames-count-missing": _drop("framesCount"),
-        "sequence-not-a-list": _set("sequence", {"frame": 1}),
-    },
-}
-
 
 def _wrong(control: ControlTag, items: list[Item]) -> Iterator[tuple[str, list[Item]]]:
     """The valid items, then each mutation of the control's own item."""
@@ -292,18 +195,18 @@ def _wrong(control: ControlTag, items: list[Item]) -> Iterator[tuple[str, list[I
     key = control.type if control.type in ("choices", "taxonomy") else None
     key = control.type if control.type.endswith("labels") else key
     if key is not None and items[0]["value"].get(key) is not None:
-        mutations["labels-missing"] = _drop(key)
-        mutations["labels-a-string"] = _set(key, "x")
+        mutations["labels-missing"] = drop_value(key)
+        mutations["labels-a-string"] = set_value(key, "x")
         if control.labels and not control.dynamic_labels:
             unknown = [["NoSuchLabel"]] if key == "taxonomy" else ["NoSuchLabel"]
-            mutations["unknown-label"] = _set(key, unknown)
+            mutations["unknown-label"] = set_value(key, unknown)
     if "original_width" in items[0]:
         mutations["original-size-missing"] = lambda item: item.pop("original_width")
     if key == "choices" and not control.multiple and len(control.labels) > 1:
-        mutations["two-choices-for-single"] = _set(key, list(control.label_names[:2]))
+        mutations["two-choices-for-single"] = set_value(key, list(control.label_names[:2]))
     if control.type == "pairwise":
-        mutations["selected-neither-side"] = _set("selected", "middle")
-    mutations.update(_CHANGES.get(control.type.removesuffix("labels"), {}))
+        mutations["selected-neither-side"] = set_value("selected", "middle")
+    mutations.update(CHANGES.get(control.type.removesuffix("labels"), {}))
     for kind, change in mutations.items():
         changed = copy.deepcopy(items)
         change(changed[0])
