@@ -409,6 +409,13 @@ def test_rounding_past_the_image_is_clipped_so_label_studio_takes_the_region():
     assert_valid(build)
 
 
+def test_a_turned_box_may_cross_the_image_edge():
+    build = ResultBuilder(SHAPES)
+    turned = build.rectangle((3, 50, 20, 10), image_size=(100, 100), format="cxcywh", rotation=30)
+    assert turned["value"]["x"] < 0
+    assert_valid(build)
+
+
 def test_an_ellipse_radius_over_half_the_image_is_refused():
     build = ResultBuilder(SHAPES)
     with pytest.raises(ResultError, match=r"radii \[80, 10\] are too large: radiusX .* 50%"):

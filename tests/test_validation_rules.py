@@ -132,6 +132,8 @@ def changed(name: str, **value: Any) -> dict[str, Any]:
     ("result_item", "code", "words"),
     [
         (changed("box", rotation=361), "out-of-range", "rotation = 361"),
+        (changed("box", rotation=30, x=101), "out-of-range", "value.x = 101"),
+        (changed("box", rotation=360, x=-1), "out-of-range", "value.x = -1"),
         (changed("box", rotation="left"), "bad-value", "rotation must be a number"),
         (changed("ell", rotation=400), "out-of-range", "rotation = 400"),
         (changed("ell", radiusX=50.5), "out-of-range", "radiusX = 50.5 is over 50"),

@@ -8,6 +8,7 @@ degrees, an ellipse radius of at most 50 (percent of the image's side).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,10 +56,14 @@ def check_image(
         ):
             return [*found, ("bad-value", "value.points must be a list of [x, y] pairs")]
         coords = {f"points[{i}][{j}]": p[j] for i, p in enumerate(points) for j in (0, 1)}
+    rotation = value.get("rotation")
+    turned = base == "rectangle" and finite(rotation) and rotation % 360 != 0
     for name, number in coords.items():
+        # A turned box's corner (x, y) may lie left of or above the image, as Label Studio allows
+        low = -math.inf if turned and name in ("x", "y") else -EPS
         if not finite(number):
             found.append(("bad-value", f"value.{name} must be a number, got {number!r}"))
-        elif not -EPS <= number <= 100:
+        elif not low <= number <= 100:
             found.append(("out-of-range", f"value.{name} = {number} is outside 0-100 (percent)"))
         elif name.startswith("radius") and number > 50:
             found.append(
