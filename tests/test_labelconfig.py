@@ -142,6 +142,25 @@ def test_chat_is_both_object_and_control():
     config = template("chat--chat_eval")
     assert config.get_object("chat") is not None
     assert config.get_control("chat") is not None
+    assert config.control("chat").type == "chat"
+
+
+def test_a_chat_without_to_name_labels_itself_with_chatmessage_results():
+    config = parse_label_config(
+        '<View><Chat name="chat" value="$chat"/><ReactCode name="app" value="$code"/>'
+        '<Choices name="ok" toName="chat"><Choice value="Yes"/></Choices></View>'
+    )
+    chat = config.control("chat")
+    assert (chat.tag, chat.type, chat.to_names, chat.result_type) == (
+        "Chat",
+        "chatmessage",
+        ("chat",),
+        "chatmessage",
+    )
+    assert config.object("chat").value_key == "chat"
+    assert config.control("app").type == "reactcode"
+    assert config.control("ok").type == "choices"
+    assert config.control("ok").result_type is None
 
 
 def test_label_attributes_and_mapping():

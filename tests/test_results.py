@@ -370,6 +370,63 @@ def test_prediction_and_scores():
         build.choices("Violence", score="high")  # type: ignore[arg-type]
 
 
+def test_scores_outside_0_1_are_refused_and_rounding_is_clamped():
+    build = builder("computer-vision--image-classification")
+    with pytest.raises(ResultError, match=r"score must be between 0 and 1 .* got 1\.5"):
+        build.choices("Violence", score=1.5)
+    with pytest.raises(ResultError, match="score must be between 0 and 1"):
+        build.choices("Violence", score=-0.01)
+    assert build.choices("Violence", score=np.float32(1.0000001))["score"] == 1.0
+    assert build.choices("Violence", score=-1e-9)["score"] == 0.0
+    with pytest.raises(ResultError, match="score must be between 0 and 1"):
+        build.prediction(score=1.5)
+    assert build.prediction(score=1).score == 1.0
+    assert_valid(build)
+
+
+SHAPES = """<View>
+  <Image name="image" value="$image"/>
+  <Rectangle name="box" toName="image"/>
+  <Ellipse name="ellipse" toName="image"/>
+  <KeyPoint name="point" toName="image"/>
+  <Polygon name="polygon" toName="image"/>
+</View>"""
+
+
+def test_rounding_past_the_image_is_clipped_so_label_studio_takes_the_region():
+    build = ResultBuilder(SHAPES)
+    box = build.rectangle((-1, -0.5, 101, 100.5), image_size=(100, 100))["value"]
+    assert (box["x"], box["y"], box["width"], box["height"]) == (0, 0, 100, 100)
+    inner = build.rectangle((10, 20, 30, 40), image_size=(100, 100))["value"]
+    assert (inner["x"], inner["y"], inner["width"], inner["height"]) == (10, 20, 20, 20)
+    assert build.keypoint((-0.5, 100.5), image_size=(100, 100))["value"] == {"x": 0, "y": 100}
+    polygon = build.polygon([(-1, 0), (101, 0), (50, 100.9)], image_size=(100, 100))
+    assert polygon["value"]["points"] == [[0, 0], [100, 0], [50, 100]]
+    ellipse = build.ellipse((100.5, 50), (50.5, 10), image_size=(100, 100))["value"]
+    assert (ellipse["x"], ellipse["radiusX"], ellipse["radiusY"]) == (100, 50, 10)
+    turned = build.rectangle((0, 0, 100.5, 10), image_size=(100, 100), format="xywh", rotation=30)
+    assert turned["value"]["width"] == 100
+    assert_valid(build)
+
+
+def test_a_turned_box_may_cross_the_image_edge():
+    build = ResultBuilder(SHAPES)
+    turned = build.rectangle((3, 50, 20, 10), image_size=(100, 100), format="cxcywh", rotation=30)
+    assert turned["value"]["x"] < 0
+    assert_valid(build)
+
+
+def test_an_ellipse_radius_over_half_the_image_is_refused():
+    build = ResultBuilder(SHAPES)
+    with pytest.raises(ResultError, match=r"radii \[80, 10\] are too large: radiusX .* 50%"):
+        build.ellipse((50, 50), (80, 10), image_size=(100, 100))
+    with pytest.raises(ResultError, match="radiusY would be 60%"):
+        build.ellipse((0.5, 0.5), (0.1, 0.6), image_size=(100, 100), unit="fraction")
+    with pytest.raises(ResultError, match="turned box's width would be 120%"):
+        build.rectangle((0, 0, 120, 10), image_size=(100, 100), format="xywh", rotation=30)
+    assert len(build) == 0
+
+
 def test_builder_accepts_a_parsed_config_and_explicit_ids():
     config = parse_label_config((CONFIGS / "computer-vision--keypoints.xml").read_text())
     build = ResultBuilder(config)

@@ -220,16 +220,6 @@ def test_a_bad_config_is_a_problem_not_an_exception():
     assert check_prediction(None, {"result": []})[0].code == "bad-config"  # type: ignore[arg-type]
 
 
-def test_labels_on_an_image_do_not_need_start_and_end():
-    config = (
-        '<View><Image name="image" value="$i"/><Labels name="l" toName="image">'
-        '<Label value="A"/></Labels><Rectangle name="r" toName="image"/></View>'
-    )
-    labelled = item("l", "labels", {"x": 1, "y": 1, "width": 1, "height": 1, "labels": ["A"]})
-    labelled["to_name"] = "image"
-    assert codes([labelled], config) == []
-
-
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.xml")), ids=lambda p: p.stem)
 def test_empty_predictions_are_fine_for_every_template(path):
     assert check_prediction(path.read_text(), {"result": [], "score": 0.0}) == []
@@ -245,11 +235,11 @@ json_values = st.recursive(
 items = st.fixed_dictionaries(
     {},
     optional={
-        "id": json_values,
-        "from_name": st.sampled_from(["box", "kind", "tax", "mask", "nope"]) | json_values,
+        "id": st.sampled_from(["box", "kind"]) | json_values,
+        "from_name": st.sampled_from(["box", "kind", "tax", "mask", "ner", "nope"]) | json_values,
         "to_name": st.sampled_from(["image", "text"]) | json_values,
         "type": st.sampled_from(
-            ["rectanglelabels", "choices", "taxonomy", "brushlabels", "relation"]
+            ["rectanglelabels", "choices", "taxonomy", "brushlabels", "relation", "labels"]
         )
         | json_values,
         "value": json_values,
@@ -257,8 +247,17 @@ items = st.fixed_dictionaries(
         "original_width": json_values,
         "from_id": json_values,
         "labels": json_values,
+        "direction": st.sampled_from(["right", "up"]) | json_values,
     },
 )
+
+
+def test_an_item_of_unhashable_type_is_a_problem_not_an_exception():
+    odd = {"id": "a", "from_name": "box", "type": ["rectanglelabels"], "value": {}}
+    assert [p.code for p in check_prediction(CONFIG, {"result": [odd]})] == [
+        "unknown-to-name",
+        "wrong-type",
+    ]
 
 
 @given(st.lists(items | json_values, max_size=5), json_values)

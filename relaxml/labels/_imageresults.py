@@ -7,11 +7,11 @@ and the image's size, and writes Label Studio's percentages plus `original_width
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from . import rle as rle_codec
+from ._imagefit import clip, clip_box, extent, inside, show, slack_percent
 from ._resultbase import Item, LabelArg, ResultBuilderBase, ResultError
 from .geometry import (
     BoxFormat,
@@ -24,10 +24,6 @@ from .geometry import (
 from .tags import ControlTag
 
 __all__ = ["ImageResults"]
-
-TOLERANCE = 0.01
-"""How far a region may stick out of the image (a fraction of its side, and at least 1 px): the
-rounding of detectors; beyond it the region is refused."""
 
 
 class ImageResults(ResultBuilderBase):
@@ -90,7 +86,8 @@ class ImageResults(ResultBuilderBase):
         value = _geometry(
             lambda: box_to_percent(box, image_size, format=format, unit=unit, rotation=rotation)
         )
-        _inside(f"the {format} box", box, _extent(value, image_size), image_size, unit)
+        inside(f"the {format} box", box, extent(value, image_size), image_size, unit)
+        value = clip_box(value, image_size)
         return self._image_region(
             "rectangle", label, value, image_size, from_name, to_name, score, id
         )
@@ -114,7 +111,8 @@ class ImageResults(ResultBuilderBase):
         converted = _geometry(
             lambda: [list(point_to_percent(p, image_size, unit=unit)) for p in points]
         )
-        _inside("the polygon", points, [(x, y) for x, y in converted], image_size, unit)
+        inside("the polygon", points, [(x, y) for x, y in converted], image_size, unit)
+        converted = [[clip(x), clip(y)] for x, y in converted]
         value: dict[str, Any] = {"points": converted, "closed": bool(closed)}
         return self._image_region(
             "polygon", label, value, image_size, from_name, to_name, score, id
@@ -139,8 +137,8 @@ class ImageResults(ResultBuilderBase):
         when omitted).
         """
         x, y = _geometry(lambda: point_to_percent(point, image_size, unit=unit))
-        _inside("the keypoint", point, [(x, y)], image_size, unit)
-        value: dict[str, Any] = {"x": x, "y": y}
+        inside("the keypoint", point, [(x, y)], image_size, unit)
+        value: dict[str, Any] = {"x": clip(x), "y": clip(y)}
         if width is not None:
             value["width"] = float(width)
         return self._image_region(
@@ -161,11 +159,23 @@ class ImageResults(ResultBuilderBase):
         score: float | None = None,
         id: str | None = None,
     ) -> Item:
-        """An `EllipseLabels` (or `Ellipse`) region: centre (x, y), radii (rx, ry), rotation."""
+        """An `EllipseLabels` (or `Ellipse`) region: centre (x, y), radii (rx, ry), rotation.
+
+        A radius may be at most half the image's side (Label Studio refuses more); a little more,
+        within `TOLERANCE`, is clipped to half.
+        """
         value = _geometry(
             lambda: ellipse_to_percent(center, radii, image_size, unit=unit, rotation=rotation)
         )
-        _inside("the ellipse's centre", center, [(value["x"], value["y"])], image_size, unit)
+        inside("the ellipse's centre", center, [(value["x"], value["y"])], image_size, unit)
+        value["x"], value["y"] = clip(value["x"]), clip(value["y"])
+        for key, slack in zip(("radiusX", "radiusY"), slack_percent(image_size), strict=True):
+            if value[key] > 50 + slack:
+                raise ResultError(
+                    f"radii {show(radii)} are too large: {key} would be {value[key]:g}% of the "
+                    "image, and Label Studio allows at most 50% (half the image's side)"
+                )
+            value[key] = min(value[key], 50.0)
         return self._image_region(
             "ellipse", label, value, image_size, from_name, to_name, score, id
         )
@@ -207,69 +217,6 @@ def _geometry(convert: Any) -> Any:
         return convert()
     except GeometryError as error:
         raise ResultError(str(error)) from None
-
-
-def _extent(value: dict[str, float], image_size: Sequence[float]) -> list[tuple[float, float]]:
-    """The points of a rectangle (in percent) that must lie in the image: its two corners, or
-    for a turned box its centre (a turned box may rightly cross the image's edge)."""
-    x, y, w, h = value["x"], value["y"], value["width"], value["height"]
-    theta = math.radians(value.get("rotation", 0.0))
-    if not theta:
-        return [(x, y), (x + w, y + h)]
-    width, height = float(image_size[0]), float(image_size[1])
-    w_px, h_px = w / 100 * width, h / 100 * height
-    cos, sin = math.cos(theta), math.sin(theta)  # clockwise about the top-left corner, in px
-    cx = x + (w_px / 2 * cos - h_px / 2 * sin) / width * 100
-    cy = y + (w_px / 2 * sin + h_px / 2 * cos) / height * 100
-    return [(cx, cy)]
-
-
-def _inside(
-    what: str,
-    given: object,
-    points: Sequence[Sequence[float]],
-    image_size: Sequence[float],
-    unit: Unit,
-) -> None:
-    """Refuse a region whose `points` (in percent) fall outside the image, beyond `TOLERANCE`.
-
-    In pixels, when the points would fit an image of size (height, width), say so: that is the
-    usual mistake (NumPy and PIL disagree on the order).
-    """
-    width, height = float(image_size[0]), float(image_size[1])
-    pixels = [(x / 100 * width, y / 100 * height) for x, y in points]
-    if _fits(pixels, width, height):
-        return
-    xs, ys = [x for x, _ in pixels], [y for _, y in pixels]
-    where = (
-        f"is at x {xs[0]:g}, y {ys[0]:g}"
-        if len(pixels) == 1
-        else f"spans x {min(xs):g} to {max(xs):g} and y {min(ys):g} to {max(ys):g}"
-    )
-    message = (
-        f"{what} {_show(given)} goes outside the image: it {where} pixels, but image_size "
-        f"is a {width:g}x{height:g} (width x height) image"
-    )
-    if unit == "px" and _fits(pixels, height, width):
-        message += "; image_size is (width, height): did you pass (height, width)?"
-    raise ResultError(message)
-
-
-def _fits(pixels: Sequence[tuple[float, float]], width: float, height: float) -> bool:
-    slack_x, slack_y = max(1.0, TOLERANCE * width), max(1.0, TOLERANCE * height)
-    return all(
-        -slack_x <= x <= width + slack_x and -slack_y <= y <= height + slack_y for x, y in pixels
-    )
-
-
-def _show(given: object) -> str:
-    """The coordinates as the model gave them, in plain numbers (NumPy arrays included)."""
-    tolist = getattr(given, "tolist", None)
-    shown = tolist() if callable(tolist) else given
-    if isinstance(shown, (list, tuple)):
-        shown = [list(p) if isinstance(p, (list, tuple)) else p for p in shown]
-    text = repr(shown)
-    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _binarize(mask: Any) -> Any:

@@ -27,6 +27,10 @@ LabelArg = str | Sequence[str] | None
 
 _IMAGE_KEYS = ("original_width", "original_height", "image_rotation", "item_index")
 
+SCORE_SLACK = 1e-6
+"""How far a score may stray outside 0-1 (the rounding of a float32 softmax) to be clamped into
+it; beyond, it is refused: Label Studio refuses a prediction whose score is outside 0-1."""
+
 
 class ResultError(ValueError):
     """A builder call that cannot produce a valid result item; the message says why."""
@@ -62,9 +66,11 @@ class ResultBuilderBase:
     ) -> Prediction:
         """A `Prediction` holding the items built so far.
 
-        Without `score`, relaxml uses the mean of the regions' scores, or 0.0.
+        Without `score`, relaxml uses the mean of the regions' scores, or 0.0. A score must be
+        between 0 and 1 (`ResultError` otherwise).
         """
-        return Prediction(result=list(self.result), score=score, model_version=model_version)
+        checked = self._score(score)
+        return Prediction(result=list(self.result), score=checked, model_version=model_version)
 
     # --- controls ---------------------------------------------------------------------------
 
@@ -158,7 +164,12 @@ class ResultBuilderBase:
             raise ResultError(f"score must be a number, got {score!r}")
         if not math.isfinite(number):
             raise ResultError(f"score must be finite, got {score!r}")
-        return float(number)
+        if not -SCORE_SLACK <= number <= 1 + SCORE_SLACK:
+            raise ResultError(
+                f"score must be between 0 and 1 (a confidence), got {score!r}: Label Studio "
+                "refuses a prediction whose score is outside 0-1"
+            )
+        return min(1.0, max(0.0, float(number)))
 
     def _add(
         self,

@@ -7,7 +7,8 @@ every request costs a dictionary lookup. The cache holds at most `CACHE_SIZE` co
 The rules follow Label Studio's own: a tag with `name` and `toName` is a control (what
 annotators produce, e.g. `RectangleLabels`); a tag with `name` and `value` is an object (what is
 being labeled, e.g. `Image`); `Label` and `Choice` tags inside a control are its labels, nested
-`Choice` tags of a `Taxonomy` form a tree.
+`Choice` tags of a `Taxonomy` form a tree. A `<Chat>` (or `<ReactCode>`) without `toName` is
+both: an object, and a control labelling it whose results are of type `chatmessage`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ _OBJECT_TYPES = frozenset(
     }
 )
 """Object tags that stay objects even with a `toName` (a `<Chat>` labels itself)."""
+
+_SELF_LABELLING = {"chat": "chatmessage", "reactcode": "reactcode"}
+"""Tags that are their own object and control without a `toName`, and their results' type: a
+`<Chat>`'s messages are `chatmessage` results with its name as `from_name` and `to_name`."""
 
 CACHE_SIZE = 128
 """Most parsed label configs kept."""
@@ -220,7 +225,12 @@ def _parse(xml: str) -> LabelConfig:
         if is_control:
             controls.append(_control(element))
         has_value = "value" in element.attrs or "valueList" in element.attrs
-        if has_value and (not is_control or element.tag.lower() in _OBJECT_TYPES):
+        labels_itself = not is_control and element.tag.lower() in _SELF_LABELLING
+        if labels_itself:
+            controls.append(_control(element, _SELF_LABELLING[element.tag.lower()]))
+        if labels_itself or (
+            has_value and (not is_control or element.tag.lower() in _OBJECT_TYPES)
+        ):
             objects.append(_object(element))
     for control in controls:
         for target in control.to_names:
@@ -241,8 +251,12 @@ def _walk(element: Element) -> Iterator[Element]:
             yield from _walk(child)
 
 
-def _control(element: Element) -> ControlTag:
-    names = tuple(n.strip() for n in element.attrs["toName"].split(",") if n.strip())
+def _control(element: Element, labels_itself: str | None = None) -> ControlTag:
+    """A control; `labels_itself` (its results' type) for a tag that is its own object."""
+    if labels_itself is None:
+        names = tuple(n.strip() for n in element.attrs["toName"].split(",") if n.strip())
+    else:
+        names = (element.attrs["name"],)
     return ControlTag(
         name=element.attrs["name"],
         tag=element.tag,
@@ -250,6 +264,7 @@ def _control(element: Element) -> ControlTag:
         labels=tuple(_labels(element, None)),
         attrs=MappingProxyType(dict(element.attrs)),
         line=element.line,
+        result_type=labels_itself,
     )
 
 

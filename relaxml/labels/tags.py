@@ -92,11 +92,15 @@ class ControlTag:
     labels: tuple[Label, ...]
     attrs: Mapping[str, str]
     line: int
+    result_type: str | None = None
+    """The result `type` when it is not the lower-cased tag: `chatmessage` for a `<Chat>` that
+    labels itself (no `toName`)."""
 
     @cached_property
     def type(self) -> str:
-        """The result `type` of this control: its lower-cased tag, e.g. `rectanglelabels`."""
-        return self.tag.lower()
+        """The result `type` of this control: its lower-cased tag, e.g. `rectanglelabels`
+        (`result_type` when set)."""
+        return self.result_type or self.tag.lower()
 
     @property
     def to_name(self) -> str:

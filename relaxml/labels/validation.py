@@ -3,8 +3,11 @@
 Label Studio stores predictions without checking them against the config, and its editor then
 silently drops what it cannot show. `check_prediction` finds those mistakes first: unknown
 `from_name` or `to_name`, a wrong `type`, labels the control does not have, image coordinates
-outside 0-100, a missing `original_width`, malformed values. It never raises: it returns a list
-of `Problem`s, empty when the prediction is fine.
+outside 0-100, a missing `original_width`, malformed values. It also reports whatever Label
+Studio's own validator (`LabelInterface.validate_prediction` in its SDK, which Label Studio runs
+on stored predictions when prediction validation is on) rejects: a score outside 0-1, a rotation
+over 360, an ellipse radius over 50, a relation without a `direction`, ... It never raises: it
+returns a list of `Problem`s, empty when the prediction is fine.
 """
 
 from __future__ import annotations
@@ -13,16 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from ..prediction import Prediction, is_mapping, plain_number, real_number
-from . import rle
+from ..prediction import Prediction, is_mapping
+from ._imagechecks import IMAGE_TYPES, check_image
+from ._valuechecks import Found, check_span, check_value, finite, strings
 from .labelconfig import LabelConfig, LabelConfigError, parse_label_config
 from .tags import ControlTag, Label
 
 __all__ = ["Problem", "check_prediction", "check_result"]
 
-_EPS = 1e-6
-_IMAGE_TYPES = ("rectangle", "polygon", "keypoint", "ellipse", "brush")
-_SPAN_TYPES = ("labels", "hypertextlabels", "paragraphlabels", "timeserieslabels")
+_DIRECTIONS = ("left", "right", "bi")
+"""A relation's `direction`: an arrow from `from_id` to `to_id` (`right`), back, or both."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,10 @@ def check_prediction(
         return [Problem("bad-shape", f"a prediction must be a dict, got {type(prediction)}")]
     problems: list[Problem] = []
     score = prediction.get("score")
-    if score is not None and not _finite(score):
+    if score is not None and not finite(score):
         problems.append(Problem("bad-score", f"score must be a finite number, got {score!r}"))
+    elif score is not None and not 0 <= score <= 1:
+        problems.append(Problem("bad-score", f"score must be between 0 and 1, got {score!r}"))
     result = prediction.get("result")
     if not isinstance(result, list):
         return [*problems, Problem("bad-shape", "'result' must be a list of items")]
@@ -71,7 +76,11 @@ def check_result(config: str | LabelConfig, result: Sequence[Any]) -> list[Probl
         parsed = config if isinstance(config, LabelConfig) else parse_label_config(config)
     except (LabelConfigError, TypeError) as error:
         return [Problem("bad-config", f"the label config cannot be read: {error}")]
-    ids = {item["id"] for item in result if is_mapping(item) and _is_id(item.get("id"))}
+    ids: dict[str, set[str]] = {}
+    for item in result:
+        if is_mapping(item) and _is_id(item.get("id")):
+            kind = item.get("type")
+            ids.setdefault(item["id"], set()).update([kind] if isinstance(kind, str) else [])
     problems: list[Problem] = []
     for index, item in enumerate(result):
         for code, message in _check_item(parsed, item, ids):
@@ -79,10 +88,8 @@ def check_result(config: str | LabelConfig, result: Sequence[Any]) -> list[Probl
     return problems
 
 
-Found = list[tuple[str, str]]
-
-
-def _check_item(config: LabelConfig, item: Any, ids: set[str]) -> Found:
+def _check_item(config: LabelConfig, item: Any, ids: Mapping[str, set[str]]) -> Found:
+    """The problems of one item; `ids` maps each item id to the types of the items having it."""
     if not is_mapping(item):
         return [("bad-shape", f"an item must be a dict, got {type(item).__name__}")]
     if item.get("type") == "relation":
@@ -109,21 +116,76 @@ def _check_item(config: LabelConfig, item: Any, ids: set[str]) -> Found:
                 f"({','.join(control.to_names)}); the editor drops the item",
             )
         )
+    if "score" in item and not finite(item["score"]):
+        found.append(("bad-score", f"score must be a finite number, got {item['score']!r}"))
+    tool = _merged_tool(config, control, item.get("type"))
+    if tool is not None:
+        return found + _check_merged(control, tool, item)
     if item.get("type") != control.type:
         found.append(("wrong-type", f"type {item.get('type')!r} should be {control.type!r}"))
         return found
     value = item.get("value")
     if not is_mapping(value):
         return [*found, ("bad-value", "'value' must be a dict")]
-    if "score" in item and not _finite(item["score"]):
-        found.append(("bad-score", f"score must be a finite number, got {item['score']!r}"))
     found += _check_labels(control, value, where)
     obj = config.get_object(to_name) if isinstance(to_name, str) else None
     base = control.type.removesuffix("labels")
-    if base in _IMAGE_TYPES and (obj is None or obj.type == "image"):
-        found += _check_image(base, item, value)
-    found += _check_value(control, value, where, obj.type if obj else None)
+    if base in IMAGE_TYPES and (obj is None or obj.type == "image"):
+        found += check_image(base, item, value)
+    if control.type == "labels" and obj is not None and obj.type in ("image", "video"):
+        found += _check_split_labels(item, value, ids)
+    found += check_value(control, value, where, obj.type if obj else None)
     return found
+
+
+def _merged_tool(config: LabelConfig, control: ControlTag, kind: Any) -> ControlTag | None:
+    """For a `Labels` item of type `<tool>labels` (`rectanglelabels`, `videorectanglelabels`):
+    the tool on the same object it merges with (Label Studio's merged format), else None."""
+    if control.type != "labels" or not isinstance(kind, str) or not kind.endswith("labels"):
+        return None
+    targets = set(control.to_names)
+    return next(
+        (
+            c
+            for c in config.controls
+            if c.type == kind.removesuffix("labels") and targets & set(c.to_names)
+        ),
+        None,
+    )
+
+
+def _check_merged(control: ControlTag, tool: ControlTag, item: Mapping[str, Any]) -> Found:
+    """A region drawn with `tool` and labelled with the `Labels` `control`, as one item: the
+    labels under `value[type]` (or `value.labels`), the geometry as the tool's."""
+    value = item.get("value")
+    if not is_mapping(value):
+        return [("bad-value", "'value' must be a dict")]
+    key = item["type"] if item["type"] in value else "labels"
+    labels = value.get(key)
+    if not (strings(labels) and labels):
+        return [("bad-value", f"value.{key} must be a non-empty list of labels")]
+    found: Found = [
+        ("unknown-label", f"label {label!r} is not in {control.tag} {control.name!r}")
+        for label in labels
+        if label not in control.label_set  # Label Studio's validator wants them listed
+    ]
+    if tool.type in IMAGE_TYPES:
+        found += check_image(tool.type, item, value)
+    elif tool.type == "videorectangle":
+        found += check_value(tool, value, f"{tool.tag} {tool.name!r}", "video")
+    return found
+
+
+def _check_split_labels(
+    item: Mapping[str, Any], value: Mapping[str, Any], ids: Mapping[str, set[str]]
+) -> Found:
+    """`Labels` on an image or a video: the labels of a region drawn with another control (a
+    `Rectangle`, ...) that shares its id (Label Studio's split format), else a span."""
+    partners = ids.get(item["id"], set()) if _is_id(item.get("id")) else set()
+    geometry = next((t for t in IMAGE_TYPES if t in partners), None)
+    if geometry is None:
+        return check_span("labels", value)
+    return check_image(geometry, item, value, sized=False)
 
 
 def _check_labels(control: ControlTag, value: Mapping[str, Any], where: str) -> Found:
@@ -132,7 +194,7 @@ def _check_labels(control: ControlTag, value: Mapping[str, Any], where: str) -> 
         return []
     labels = value.get(key)
     if key == "taxonomy":
-        if not isinstance(labels, list) or not all(_strings(p) and p for p in labels):
+        if not isinstance(labels, list) or not all(strings(p) and p for p in labels):
             return [("bad-value", "value.taxonomy must be a list of paths (lists of strings)")]
         if control.dynamic_labels or control.attrs.get("apiUrl"):
             return []
@@ -141,7 +203,7 @@ def _check_labels(control: ControlTag, value: Mapping[str, Any], where: str) -> 
             for p in labels
             if not _in_taxonomy(control.labels, p)
         ]
-    if not _strings(labels):
+    if not strings(labels):
         return [("bad-value", f"value.{key} must be a list of label strings")]
     found: Found = []
     if key == "choices" and not control.multiple and len(labels) > 1:
@@ -169,135 +231,33 @@ def _in_taxonomy(level: tuple[Label, ...], path: list[str]) -> bool:
     return True
 
 
-def _check_image(base: str, item: Mapping[str, Any], value: Mapping[str, Any]) -> Found:
-    found: Found = []
-    size = (item.get("original_width"), item.get("original_height"))
-    if not all(_finite(v) and v > 0 for v in size):
-        found.append(
-            (
-                "missing-original-size",
-                "original_width and original_height (the image size in pixels) are missing "
-                "or not positive; the editor needs them to place the region",
-            )
-        )
-    if base == "brush":
-        return found + _check_brush(value, size)
-    names: tuple[str, ...] = {
-        "rectangle": ("x", "y", "width", "height"),
-        "keypoint": ("x", "y"),
-        "ellipse": ("x", "y", "radiusX", "radiusY"),
-        "polygon": (),
-    }[base]
-    coords: dict[str, Any] = {name: value.get(name) for name in names}
-    if base == "polygon":
-        points = value.get("points")
-        if not isinstance(points, list) or not all(
-            isinstance(p, (list, tuple)) and len(p) == 2 for p in points
-        ):
-            return [*found, ("bad-value", "value.points must be a list of [x, y] pairs")]
-        coords = {f"points[{i}][{j}]": p[j] for i, p in enumerate(points) for j in (0, 1)}
-    for name, number in coords.items():
-        if not _finite(number):
-            found.append(("bad-value", f"value.{name} must be a number, got {number!r}"))
-        elif not -_EPS <= number <= 100 + _EPS:
-            found.append(("out-of-range", f"value.{name} = {number} is outside 0-100 (percent)"))
-    unrotated = base == "rectangle" and not value.get("rotation")
-    if unrotated and all(_finite(v) for v in coords.values()):
-        for start, extent in (("x", "width"), ("y", "height")):
-            end = coords[start] + coords[extent]
-            if end > 100 + _EPS:
-                found.append(
-                    ("out-of-range", f"value.{start} + value.{extent} = {end} goes past 100")
-                )
-    return found
-
-
-def _check_brush(value: Mapping[str, Any], size: tuple[Any, Any]) -> Found:
-    if value.get("format") != "rle":
-        return [("bad-value", f"value.format must be 'rle', got {value.get('format')!r}")]
-    data = value.get("rle")
-    if not isinstance(data, list) or not all(
-        isinstance(b, int) and not isinstance(b, bool) and 0 <= b <= 255 for b in data
-    ):
-        return [("bad-value", "value.rle must be a list of integers from 0 to 255")]
-    try:
-        count = rle.rle_length(data)
-    except rle.RLEError:
-        return [("bad-value", "value.rle is too short to be an RLE stream")]
-    width, height = size
-    if _finite(width) and _finite(height) and count != width * height * 4:
-        return [
-            (
-                "bad-value",
-                f"value.rle holds {count} values, but a {width}x{height} image needs "
-                f"{width * height * 4} (4 per pixel)",
-            )
-        ]
-    return []
-
-
-def _check_value(
-    control: ControlTag, value: Mapping[str, Any], where: str, object_type: str | None
+def _check_relation(
+    config: LabelConfig, item: Mapping[str, Any], ids: Mapping[str, set[str]]
 ) -> Found:
-    kind = control.type
-    if kind == "textarea":
-        text = value.get("text")
-        if not (isinstance(text, str) or _strings(text)):
-            return [("bad-value", "value.text must be a list of strings")]
-    elif kind == "number":
-        number = value.get("number")
-        if not _finite(number):
-            return [("bad-value", f"value.number must be a finite number, got {number!r}")]
-        low, high = _attr(control, "min"), _attr(control, "max")
-        if (low is not None and number < low) or (high is not None and number > high):
-            return [("out-of-range", f"{number} is outside {where}'s min/max ({low}, {high})")]
-    elif kind == "rating":
-        rating = value.get("rating")
-        top = _attr(control, "maxRating") or 5
-        number = plain_number(rating)
-        if not (isinstance(number, int) and 0 <= number <= top):
-            return [("bad-value", f"value.rating must be an integer 0..{top:g}, got {rating!r}")]
-    elif kind == "datetime" and not isinstance(value.get("datetime"), str):
-        return [("bad-value", "value.datetime must be a string")]
-    elif (
-        kind in _SPAN_TYPES
-        and object_type not in ("image", "video")
-        and not ("start" in value and "end" in value)
-    ):
-        return [("bad-value", "a span needs value.start and value.end")]
-    return []
-
-
-def _check_relation(config: LabelConfig, item: Mapping[str, Any], ids: set[str]) -> Found:
     found: Found = []
     for key in ("from_id", "to_id"):
         if not (_is_id(item.get(key)) and item[key] in ids):
             found.append(("bad-relation", f"{key} {item.get(key)!r} is not the id of an item"))
     labels = item.get("labels", [])
-    if not _strings(labels):
-        return [*found, ("bad-relation", "a relation's labels must be a list of strings")]
-    known = {label.name for label in config.relation_labels}
-    for label in labels:
-        if label not in known:
-            found.append(("unknown-label", f"relation label {label!r} is not in <Relations>"))
+    if not strings(labels):
+        found.append(("bad-relation", "a relation's labels must be a list of strings"))
+    else:
+        known = {label.name for label in config.relation_labels}
+        found += [
+            ("unknown-label", f"relation label {label!r} is not in <Relations>")
+            for label in labels
+            if label not in known
+        ]
+    if item.get("direction") not in _DIRECTIONS:
+        found.append(
+            (
+                "bad-relation",
+                "direction must be 'right' (an arrow from from_id to to_id), 'left' or 'bi', "
+                f"got {item.get('direction')!r}",
+            )
+        )
     return found
 
 
 def _is_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str)
-
-
-def _finite(value: Any) -> TypeGuard[float]:
-    """A finite real number: int, float, a NumPy scalar, ... (relaxml sends them as numbers)."""
-    return real_number(value) is not None
-
-
-def _strings(value: Any) -> TypeGuard[list[str]]:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _attr(control: ControlTag, name: str) -> float | None:
-    try:
-        return float(control.attrs[name])
-    except (KeyError, ValueError):
-        return None
