@@ -185,6 +185,10 @@ class Editor:
         if alt:
             self.page.keyboard.up("Alt")
 
+    def idle(self) -> None:
+        """Wait until the editor awaits no suggestion: while it does, it takes no new region."""
+        self.page.wait_for_function("() => !window.Htx.awaitingSuggestions", timeout=60_000)
+
     def drag(self, points: list[tuple[float, float]]) -> None:
         mouse = self.page.mouse
         mouse.move(*self.at(*points[0]))
@@ -276,51 +280,57 @@ def draw_everything(editor: Editor, recorder: Recorder) -> list[dict[str, Any]]:
     return [*got, {"serialized": regions}]
 
 
+def create_project(ls: LabelStudio, backend_url: str) -> int:
+    """A project with `CONFIG`, one uploaded grey 640x480 image and the backend at
+    `backend_url` connected for interactive pre-annotation; its id."""
+    project = ls.create_project("relaxml interactive prompts", CONFIG)
+    image = png(WIDTH, HEIGHT, (128, 128, 128))
+    ls.api(
+        "POST",
+        f"/api/projects/{project['id']}/import",
+        files={"file": ("cat.png", image, "image/png")},
+    )
+    ls.register_ml_backend(project["id"], backend_url, is_interactive=True)
+    project_id: int = project["id"]
+    return project_id
+
+
+def open_labeling(page: Any, ls: LabelStudio, project_id: int) -> Editor:
+    """Log in, turn Auto-Annotation on and open the project's first task from the Data
+    Manager (interactive calls are sent only from there)."""
+    log_in(page, ls.url, ls.username, ls.password)
+    for event, what in (("request", "editor asks"), ("requestfinished", "editor answered")):
+        page.on(
+            event,
+            lambda r, what=what: (
+                "interactive-annotating" in r.url
+                and print(f"  {time.strftime('%X')} {what}", file=sys.stderr)
+            ),
+        )
+    page.evaluate("() => localStorage.setItem('autoAnnotation', 'true')")
+    page.goto(f"{ls.url}/projects/{project_id}/data")
+    page.click('[data-testid="table-row"]', timeout=60_000)
+    page.wait_for_function(
+        "() => window.Htx && window.Htx.annotationStore.names.get('image')", timeout=60_000
+    )
+    page.wait_for_selector(".konvajs-content canvas", timeout=60_000)
+    time.sleep(2)
+    if not page.evaluate("() => window.Htx.autoAnnotation"):
+        raise RuntimeError("Auto-Annotation did not turn on")
+    return Editor(page)
+
+
 def capture(out: Path, workdir: Path) -> dict[str, int]:
     """Run the whole flow; write one fixture per kind that got a body. Counts by kind."""
     executable = find_or_install_label_studio(progress=lambda m: print(m, file=sys.stderr))
     recorder = Recorder()
     ls = LabelStudio(executable, workdir / "label-studio", free_port())
     with ls, recorder.serving(free_port()) as backend_url:
-        project = ls.create_project("relaxml interactive capture", CONFIG)
-        image = png(WIDTH, HEIGHT, (128, 128, 128))
-        ls.api(
-            "POST",
-            f"/api/projects/{project['id']}/import",
-            files={"file": ("cat.png", image, "image/png")},
-        )
-        ls.register_ml_backend(project["id"], backend_url, is_interactive=True)
-        recorder.taken()  # nothing but /health and /setup so far
+        project_id = create_project(ls, backend_url)
         with chromium_page(workdir / "chromium") as page:
-            log_in(page, ls.url, ls.username, ls.password)
-            page.on(
-                "request",
-                lambda r: (
-                    "interactive-annotating" in r.url
-                    and print(f"  {time.strftime('%X')} editor asks", file=sys.stderr)
-                ),
-            )
-            page.on(
-                "requestfinished",
-                lambda r: (
-                    "interactive-annotating" in r.url
-                    and print(f"  {time.strftime('%X')} editor answered", file=sys.stderr)
-                ),
-            )
-            page.evaluate("() => localStorage.setItem('autoAnnotation', 'true')")
-            page.goto(f"{ls.url}/projects/{project['id']}/data")
-            page.click('[data-testid="table-row"]', timeout=60_000)
-            page.wait_for_function(
-                "() => window.Htx && window.Htx.annotationStore.names.get('image')",
-                timeout=60_000,
-            )
-            page.wait_for_selector(".konvajs-content canvas", timeout=60_000)
-            time.sleep(2)
-            on = page.evaluate("() => window.Htx.autoAnnotation")
-            print(f"Auto-Annotation on: {on}", file=sys.stderr)
-            # Opening the task may have asked for ordinary predictions: not interactive.
-            recorder.taken()
-            *bodies, last = draw_everything(Editor(page), recorder)
+            editor = open_labeling(page, ls, project_id)
+            recorder.taken()  # /setup, and the ordinary /predict of opening the task
+            *bodies, last = draw_everything(editor, recorder)
     return write_fixtures(out, bodies, last["serialized"])
 
 
