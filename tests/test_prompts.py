@@ -48,6 +48,7 @@ def test_a_point_is_a_positive_point_in_pixels():
     assert prompt.point == pytest.approx((160, 120), abs=PIXEL)
     assert prompt.raw == requests_of("keypoint")[0]["params"]["context"]["result"][0]
     assert prompt.id == prompt.raw["id"]
+    assert {prompt} == {prompts_of(requests_of("keypoint")[0])[0]}  # hashable, by value
     assert prompt.box is None
     assert prompt.points == ()
     assert prompt.text is None
