@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .labels.prompts import Prompts, parse_prompts
 from .memo import Memo
 from .prediction import Entry
 from .projects import Project
@@ -28,6 +30,7 @@ class Context:
     - `media`: the `MediaFetcher` for the project's Label Studio; `local_path` uses it.
     - `memo`: values of expensive per-task work kept between calls (`Memo`): the served
       model's own, emptied when a new version is adopted.
+    - `prompts`: the regions of an interactive call, typed (`relaxml.labels.prompts`).
     """
 
     project: Project
@@ -55,6 +58,17 @@ class Context:
         limit and cache) and decoded as UTF-8, a byte that is not UTF-8 replaced by U+FFFD.
         Blocking."""
         return self.local_path(value, task).read_text(encoding="utf-8", errors="replace")
+
+    @cached_property
+    def prompts(self) -> Prompts:
+        """The prompts of an interactive call, typed: each region the annotator just drew
+        with a smart tool (or a text prompt) as a `Prompt`, with its kind, positive or
+        negative, label, control, object and geometry in pixels of the original image.
+
+        Parsed on first use and kept. Empty for a call that is not interactive. Items that
+        cannot be read are in `prompts.unparsed`; they never fail the call.
+        """
+        return parse_prompts(self.interactive, self.label_config or self.project.label_config)
 
     @property
     def is_interactive(self) -> bool:

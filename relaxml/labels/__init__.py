@@ -3,7 +3,7 @@
 Parse a project's label config (`parse_label_config`), build results that fit it
 (`ResultBuilder`), check results as Label Studio's editor reads them (`check_prediction`,
 `check_result`), convert coordinates (`relaxml.labels.geometry`) and brush masks
-(`relaxml.labels.rle`).
+(`relaxml.labels.rle`), and read the prompts of an interactive call (`parse_prompts`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .geometry import (
     point_to_percent,
 )
 from .labelconfig import LabelConfig, LabelConfigError, UnknownTagError, parse_label_config
+from .prompts import Prompt, Prompts, UnparsedPrompt, is_negative_label, parse_prompts
 from .results import ResultBuilder, ResultError, UnknownLabelError
 from .rle import (
     RLEError,
@@ -37,20 +38,25 @@ __all__ = [
     "LabelConfigError",
     "ObjectTag",
     "Problem",
+    "Prompt",
+    "Prompts",
     "RLEError",
     "ResultBuilder",
     "ResultError",
     "UnknownLabelError",
     "UnknownTagError",
+    "UnparsedPrompt",
     "box_to_percent",
     "check_prediction",
     "check_result",
     "decode_rle",
     "ellipse_to_percent",
     "encode_rle",
+    "is_negative_label",
     "mask_to_rle",
     "match_label",
     "parse_label_config",
+    "parse_prompts",
     "percent_to_box",
     "point_to_percent",
     "rle_length",
