@@ -160,12 +160,17 @@ class Deliverer:
             for prediction in item.prediction or []
         ]
         if job.project_id is not None and payload:
+            started = time.perf_counter()
             client.request(
                 "POST",
                 f"api/projects/{job.project_id}/import/predictions",
                 json=payload,
                 retry=False,
             )
+            logger.debug(
+                "job %s: imported %d predictions in %.3f s",
+                job.id, len(payload), time.perf_counter() - started,
+            )  # fmt: skip
             return
         for prediction in payload:
             client.request("POST", "api/predictions/", json=prediction, retry=False)
