@@ -250,6 +250,8 @@ def _background(
         "done_after_action_s": rounded(done_s - action_s, 2),
         "received_after_s": rounded(received, 2),
         "done_after_receipt_s": rounded(done_s - received, 2),
+        "predicted_after_receipt_s": rounded(job.get("predicted_s", done_s) - received, 2),
+        "first_stored_after_receipt_s": rounded(job.get("first_stored_s", done_s) - received, 2),
         "tasks_per_s": rounded(len(task_ids) / done_s, 1),
         "job_done": job["done"],
         "job_failed": job["failed"],
@@ -286,6 +288,8 @@ def _direct(
         "predict_s": rounded(predict_s, 3),
         "done_s": rounded(done_s, 2),
         "done_after_answer_s": rounded(done_s - post_s, 2),
+        "predicted_s": rounded(job.get("predicted_s", done_s), 2),
+        "first_stored_s": rounded(job.get("first_stored_s", done_s), 2),
         "tasks_per_s": rounded(len(task_ids) / done_s, 1),
         "job_done": job["done"],
         "job_failed": job["failed"],
@@ -370,12 +374,22 @@ PATHS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def _wait_done(server: Server, since: float, timeout: float) -> tuple[dict[str, Any], float]:
-    """Poll relaxml's GET /jobs until its newest job is done; the job, seconds since `since`."""
+    """Poll relaxml's GET /jobs until its newest job is done; the job, seconds since `since`.
+
+    The job also gets `predicted_s` and `first_stored_s`: seconds since `since` when the poll
+    first saw every task predicted, and the first prediction stored in Label Studio.
+    """
     deadline = time.perf_counter() + timeout
+    marks: dict[str, float] = {}
     while True:
         jobs = _get_json(server, "/jobs").get("jobs") or []
+        now = time.perf_counter() - since
+        if jobs and jobs[0]["queued"] + jobs[0]["predicting"] == 0:
+            marks.setdefault("predicted_s", now)
+        if jobs and jobs[0]["done"] > 0:
+            marks.setdefault("first_stored_s", now)
         if jobs and jobs[0]["state"] in ("done", "failed"):
-            return jobs[0], time.perf_counter() - since
+            return {**jobs[0], **marks}, now
         if time.perf_counter() > deadline:
             raise RuntimeError(f"the background job was not done after {timeout:.0f} s: {jobs}")
         if server.process.poll() is not None:
@@ -407,6 +421,7 @@ def _imports(server: Server) -> dict[str, Any]:
     return {
         "imports": len(found),
         "import_sizes": [n for n, _ in found] if len(found) <= 20 else None,
+        "import_s_each": [rounded(s, 2) for _, s in found] if len(found) <= 20 else None,
         "import_size_min": sizes[0] if sizes else None,
         "import_size_median": sizes[len(sizes) // 2] if sizes else None,
         "import_size_max": sizes[-1] if sizes else None,
