@@ -25,12 +25,12 @@ class Background(Echo):
 
 
 class Steady(Background):
-    """20 ms per call of at most 10 tasks: a job of 100 tasks is predicted for 0.2 s."""
+    """100 ms per call of at most 10 tasks: a job of 100 tasks is predicted for a second."""
 
     max_batch_size = 10
 
     def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
-        time.sleep(0.02)
+        time.sleep(0.1)
         return super().predict(tasks, context)
 
 
@@ -292,7 +292,7 @@ def test_predictions_of_a_slow_job_wait_for_a_full_import_at_most_the_hold(serve
     setup(client, fake)
     deliverer = backend_of(client).deliverer
     assert deliverer.send_size == 5000
-    deliverer.hold = 0.05
+    deliverer.hold = 0.05  # the sender looks at least every 0.5 s
     job = client.post("/predict", json=tasks(*range(1, 101))).json()["job"]
     wait_for(lambda: fake.imports)
     assert job_of(client, job)["state"] == "predicting"  # delivered while still predicted

@@ -38,7 +38,8 @@ COMPACT_EVERY = 60.0  # seconds between two compactions of the outbox
 PERMANENT = frozenset({400, 404, 422})  # Label Studio will never accept these as they are
 
 HOLD = 5.0
-"""Seconds at most a prediction waits for a full import while its job is still predicted."""
+"""Seconds a prediction waits at most for a full import while its job is still predicted (the
+sender looks every `idle` seconds, and whenever a full import may be ready)."""
 
 
 class Deliverer:
@@ -68,6 +69,7 @@ class Deliverer:
         self.batch_size = batch_size
         self.send_size = send_size
         self.hold = hold
+        self._unsent = 0  # tasks predicted since the sender was last woken
         self._idle = idle
         self._progress_every = progress_every
         self.wakeup = background.wakeup
@@ -111,6 +113,7 @@ class Deliverer:
         size = self.pace.batch(self.batch_size)  # small while annotators are at work
         claimed = await anyio.to_thread.run_sync(self.outbox.claim_to_predict, size)
         if claimed is None:
+            self._wake_sender(0, drained=True)
             return False
         job, items = claimed
         results = await self.background.predict_items(job, items)
@@ -119,10 +122,18 @@ class Deliverer:
         self._metrics.inc("relaxml_tasks_predicted_total", len(results) - failed, mode="background")
         if failed:
             self._metrics.inc("relaxml_predict_errors_total", failed, mode="background")
-        self.wakeup.set()
+        self._wake_sender(len(results), drained=len(items) < size)
         if failed or self._progress_due(job):  # else only the sender can finish the job
             await self._progress(job)
         return True
+
+    def _wake_sender(self, predicted: int, *, drained: bool) -> None:
+        """Wake the sender when it may have a full import to send, or the queue ran dry; it
+        looks every `idle` seconds anyway (held predictions, retries)."""
+        self._unsent += predicted
+        if self._unsent and (drained or self._unsent >= self.send_size):
+            self._unsent = 0
+            self.wakeup.set()
 
     async def _send_once(self) -> bool:
         claimed = await anyio.to_thread.run_sync(
