@@ -454,7 +454,12 @@ def _delivery_md(data: dict[str, Any]) -> list[str]:
         f"request ({_fmt(bg.get('done_after_receipt_s'), 1)} s) "
         f"**{_fmt(ratios.get('background_from_receipt'), 2)}x**; the same body POSTed "
         f"directly **{_fmt(ratios.get('direct'), 2)}x**; background from the click, Label "
-        f"Studio's own side included, {_fmt(ratios.get('background_from_click'), 2)}x.",
+        f"Studio's own side included, {_fmt(ratios.get('background_from_click'), 2)}x. "
+        "Label Studio's imports alone (relaxml's debug log) took "
+        f"{_fmt(bg.get('import_s_total'), 1)} s in the background row and "
+        f"{_fmt(direct.get('import_s_total'), 1)} s in the direct one, against the limit's "
+        f"{_fmt(limit.get('limit_s'), 1)} s; the rest of relaxml's time is its own (predicting "
+        "the first full import's tasks, the turn between two imports, and the 0.1 s poll).",
         "",
         f"Inline in chunks ÷ background from Label Studio, time until every prediction is "
         f"stored: **{_fmt(data.get('ratio_inline_vs_background'), 2)}x**.",
