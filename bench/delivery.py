@@ -15,10 +15,22 @@ projects get the same N text tasks (10,000; 200 in quick mode), imported 1,000 a
 - **direct**: the same, but the N-task `/predict` body (shaped as Label Studio sends it) is
   POSTed to relaxml directly, so Label Studio's own work before it calls the backend (reading
   and serializing N tasks) is left out.
+- **limit**: no relaxml: the trivial model's predictions for the N tasks (relaxml's payload:
+  `{"task", "result", "score", "model_version"}`) POSTed straight to Label Studio's
+  `POST /api/projects/{id}/import/predictions` in relaxml's import size (`delivery_batch`,
+  5,000 by default), one import after another, the bodies serialized beforehand. Measured from
+  the first POST until the last one returns: the least time in which Label Studio stores these
+  predictions through its API, the limit any backend delivering them is measured against.
 - **inline**: relaxml with `RELAXML_DELIVERY=inline`; "Retrieve Predictions" on chunks of 500
   selected task ids (`selectedItems: {"all": false, "included": [...]}`) one after another,
   as a user must with a model too slow to answer every task within Label Studio's 100 s
   timeout. Label Studio stores each chunk's predictions before its action returns.
+
+The background and direct rows run relaxml at log level `debug`, whose delivery logs one line
+per import into Label Studio (its size and time); the rows report them (`imports`). The ratios
+to the limit: relaxml's time until its last prediction is stored ÷ the limit, for the direct row
+from the POST, for the background row from the click and from relaxml's receipt of the request
+(the click plus Label Studio's side, which no backend can shorten).
 
 Label Studio's first start on a fresh data directory runs its migrations (about 30 s on 2
 cores). The suite does that once and keeps the migrated, empty database under the user's
@@ -49,6 +61,8 @@ from common import HOST, REPO_DIR, Server, rounded, start_server, stop_server, w
 from load import post_json
 from suite import RELAXML, Suite, relaxml_spec
 
+from relaxml.settings import Settings
+
 if str(REPO_DIR) not in sys.path:
     sys.path.append(str(REPO_DIR))  # the test harness in tests/support/, imported as a package
 
@@ -61,6 +75,8 @@ IMPORT_BATCH = 1000
 PREDICT_TARGET_S = 1.0
 DATABASE = "label_studio.sqlite3"
 _PREDICT_LINE = re.compile(r"POST /predict (\d+) ([\d.]+) ms \((\d+) tasks?\)")
+_IMPORT_LINE = re.compile(r"imported (\d+) predictions in ([\d.]+) s")
+LABEL_STUDIO = "label-studio"  # the limit row's server: Label Studio alone
 
 
 def run(suite: Suite) -> dict[str, Any]:
@@ -70,12 +86,13 @@ def run(suite: Suite) -> dict[str, Any]:
         "tasks": tasks,
         "inline_chunk": chunk,
         "import_batch": IMPORT_BATCH,
+        "delivery_batch": Settings.from_env().delivery_batch,
         "label_studio": labelstudio.LABEL_STUDIO_VERSION,
         "model": "Trivial",
     }
     executable, note = _label_studio_executable(suite)
     if executable is None:
-        rows = [{"server": RELAXML, "path": p, "measured": False, "note": note} for p in PATHS]
+        rows = [{"server": _server(p), "path": p, "measured": False, "note": note} for p in PATHS]
         return {"settings": settings, "rows": rows, "note": note}
     timeout = suite.scale(120.0, 900.0)
     data_dir = suite.workdir / "label-studio"
@@ -90,7 +107,7 @@ def run(suite: Suite) -> dict[str, Any]:
             project_id, task_ids, import_s = _project(ls, f"bench {path}", tasks)
             row = measure(suite, ls, project_id, task_ids, chunk, timeout)
             row["import_s"] = rounded(import_s, 2)
-            rows.append({"server": RELAXML, "path": path, "measured": True, **row})
+            rows.append({"server": _server(path), "path": path, "measured": True, **row})
     finally:
         ls.stop()
     by_path = {row["path"]: row for row in rows}
@@ -102,8 +119,30 @@ def run(suite: Suite) -> dict[str, Any]:
         "ratio_inline_vs_background": rounded(inline_s / background_s, 2)
         if inline_s and background_s
         else None,
+        "vs_limit": _vs_limit(by_path),
         "predict_target_s": PREDICT_TARGET_S,
+        "limit_target": LIMIT_TARGET,
     }
+
+
+LIMIT_TARGET = 1.2
+"""relaxml's time until every prediction is stored ÷ the limit's, at most."""
+
+
+def _server(path: str) -> str:
+    return LABEL_STUDIO if path == "limit" else RELAXML
+
+
+def _vs_limit(rows: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """relaxml's time until the last prediction is stored ÷ the limit's, per way of measuring."""
+    limit = rows["limit"]["limit_s"]
+    bg, direct = rows["background"], rows["direct"]
+    times = {
+        "background_from_receipt": bg["done_after_receipt_s"],
+        "background_from_click": bg["done_s"],
+        "direct": direct["done_s"],
+    }
+    return {key: rounded(value / limit, 2) if limit else None for key, value in times.items()}
 
 
 def _label_studio_executable(suite: Suite) -> tuple[Path | None, str | None]:
@@ -172,6 +211,8 @@ def _relaxml(suite: Suite, ls: LabelStudio, path: str, delivery: str) -> Server:
         "LABEL_STUDIO_API_KEY": ls.token,
         "LABEL_STUDIO_URL": ls.url,
     }
+    if delivery == "background":
+        env["RELAXML_LOG_LEVEL"] = "debug"  # a line per import into Label Studio (_imports)
     spec = relaxml_spec("Trivial", suite.workdir / f"relaxml-data-delivery-{path}", env)
     spec.name = f"relaxml-delivery-{path}"
     server = start_server(spec, suite.log_dir, suite.pinning.server)
@@ -191,12 +232,15 @@ def _background(
         action_s = time.perf_counter() - clicked
         job, done_s = _wait_done(server, clicked, timeout)
         calls = _predict_lines(server)
+        imports = _imports(server)
     finally:
         stop_server(server)
     predict_s = _bulk_call(calls, len(task_ids))
     row = _checked(ls, project_id, task_ids)
+    received = job["created_at"] - clicked_wall - predict_s  # at the latest
     return {
         **row,
+        **imports,
         "action_s": rounded(action_s, 2),
         "action_answer": answer,
         "predict_s": rounded(predict_s, 3),
@@ -204,6 +248,10 @@ def _background(
         "queued_after_s": rounded(job["created_at"] - clicked_wall, 2),
         "done_s": rounded(done_s, 2),
         "done_after_action_s": rounded(done_s - action_s, 2),
+        "received_after_s": rounded(received, 2),
+        "done_after_receipt_s": rounded(done_s - received, 2),
+        "predicted_after_receipt_s": rounded(job.get("predicted_s", done_s) - received, 2),
+        "first_stored_after_receipt_s": rounded(job.get("first_stored_s", done_s) - received, 2),
         "tasks_per_s": rounded(len(task_ids) / done_s, 1),
         "job_done": job["done"],
         "job_failed": job["failed"],
@@ -227,21 +275,61 @@ def _direct(
             raise RuntimeError(f"the direct /predict answered {status}: {str(answer)[:300]}")
         job, done_s = _wait_done(server, sent, timeout)
         calls = _predict_lines(server)
+        imports = _imports(server)
     finally:
         stop_server(server)
     predict_s = _bulk_call(calls, len(task_ids))
     row = _checked(ls, project_id, task_ids)
     return {
         **row,
+        **imports,
         "body_bytes": len(body),
         "post_s": rounded(post_s, 3),
         "predict_s": rounded(predict_s, 3),
         "done_s": rounded(done_s, 2),
         "done_after_answer_s": rounded(done_s - post_s, 2),
+        "predicted_s": rounded(job.get("predicted_s", done_s), 2),
+        "first_stored_s": rounded(job.get("first_stored_s", done_s), 2),
         "tasks_per_s": rounded(len(task_ids) / done_s, 1),
         "job_done": job["done"],
         "job_failed": job["failed"],
         "predict_calls": len(calls),
+    }
+
+
+def _limit(
+    suite: Suite, ls: LabelStudio, project_id: int, task_ids: list[int], chunk: int, timeout: float
+) -> dict[str, Any]:
+    """The same predictions POSTed straight to Label Studio's bulk import, in relaxml's size."""
+    size = Settings.from_env().delivery_batch
+    predictions = [
+        {"task": task_id, **trivial.prediction(task_id, payloads.task(number)["data"])}
+        for number, task_id in enumerate(task_ids)
+    ]
+    bodies = [
+        json.dumps(predictions[first : first + size]).encode()
+        for first in range(0, len(predictions), size)
+    ]
+    path = f"/api/projects/{project_id}/import/predictions"
+    headers = {"Content-Type": "application/json"}
+    import_s: list[float] = []
+    started = time.perf_counter()
+    for body in bodies:
+        sent = time.perf_counter()
+        answer = ls.api("POST", path, data=body, headers=headers, timeout=timeout).json()
+        import_s.append(time.perf_counter() - sent)
+        if not isinstance(answer, dict) or "created" not in answer:
+            raise RuntimeError(f"the import of predictions answered {str(answer)[:300]}")
+    limit_s = time.perf_counter() - started
+    row = _checked(ls, project_id, task_ids)
+    return {
+        **row,
+        "import_size": size,
+        "imports": len(bodies),
+        "import_s_each": [rounded(s, 2) for s in import_s],
+        "body_bytes": sum(len(body) for body in bodies),
+        "limit_s": rounded(limit_s, 2),
+        "tasks_per_s": rounded(len(task_ids) / limit_s, 1),
     }
 
 
@@ -278,6 +366,7 @@ def _inline(
 
 
 PATHS: dict[str, Callable[..., dict[str, Any]]] = {
+    "limit": _limit,  # first: on the emptiest database, the fastest it can be
     "background": _background,
     "direct": _direct,
     "inline": _inline,
@@ -285,12 +374,22 @@ PATHS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def _wait_done(server: Server, since: float, timeout: float) -> tuple[dict[str, Any], float]:
-    """Poll relaxml's GET /jobs until its newest job is done; the job, seconds since `since`."""
+    """Poll relaxml's GET /jobs until its newest job is done; the job, seconds since `since`.
+
+    The job also gets `predicted_s` and `first_stored_s`: seconds since `since` when the poll
+    first saw every task predicted, and the first prediction stored in Label Studio.
+    """
     deadline = time.perf_counter() + timeout
+    marks: dict[str, float] = {}
     while True:
         jobs = _get_json(server, "/jobs").get("jobs") or []
+        now = time.perf_counter() - since
+        if jobs and jobs[0]["queued"] + jobs[0]["predicting"] == 0:
+            marks.setdefault("predicted_s", now)
+        if jobs and jobs[0]["done"] > 0:
+            marks.setdefault("first_stored_s", now)
         if jobs and jobs[0]["state"] in ("done", "failed"):
-            return jobs[0], time.perf_counter() - since
+            return {**jobs[0], **marks}, now
         if time.perf_counter() > deadline:
             raise RuntimeError(f"the background job was not done after {timeout:.0f} s: {jobs}")
         if server.process.poll() is not None:
@@ -312,6 +411,22 @@ def _predict_lines(server: Server) -> list[tuple[int, float, int]]:
     """Every `POST /predict STATUS X ms (N tasks)` line of relaxml's log: (status, ms, N)."""
     text = server.log_path.read_text(errors="replace")
     return [(int(s), float(ms), int(n)) for s, ms, n in _PREDICT_LINE.findall(text)]
+
+
+def _imports(server: Server) -> dict[str, Any]:
+    """The imports into Label Studio relaxml logged: how many, their sizes, their time."""
+    text = server.log_path.read_text(errors="replace")
+    found = [(int(n), float(s)) for n, s in _IMPORT_LINE.findall(text)]
+    sizes = sorted(n for n, _ in found)
+    return {
+        "imports": len(found),
+        "import_sizes": [n for n, _ in found] if len(found) <= 20 else None,
+        "import_s_each": [rounded(s, 2) for _, s in found] if len(found) <= 20 else None,
+        "import_size_min": sizes[0] if sizes else None,
+        "import_size_median": sizes[len(sizes) // 2] if sizes else None,
+        "import_size_max": sizes[-1] if sizes else None,
+        "import_s_total": rounded(sum(s for _, s in found), 2),
+    }
 
 
 def _bulk_call(calls: list[tuple[int, float, int]], tasks: int) -> float | None:

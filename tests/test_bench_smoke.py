@@ -95,7 +95,7 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
 
     delivery = results["benchmarks"]["delivery"]
     paths = {row["path"]: row for row in delivery["rows"]}
-    assert set(paths) == {"background", "direct", "inline"}
+    assert set(paths) == {"limit", "background", "direct", "inline"}
     if label_studio_installed():
         tasks = delivery["settings"]["tasks"]
         for row in paths.values():
@@ -107,6 +107,13 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
         assert paths["background"]["done_s"] > 0
         assert paths["inline"]["chunks"] == tasks // delivery["settings"]["inline_chunk"]
         assert delivery["ratio_inline_vs_background"] > 0
+        assert paths["limit"]["server"] == "label-studio"
+        assert paths["limit"]["limit_s"] > 0
+        assert paths["limit"]["imports"] >= 1
+        for row in (paths["background"], paths["direct"]):
+            assert row["imports"] >= 1  # relaxml's debug log has a line per import
+            assert row["import_size_max"] <= paths["limit"]["import_size"]
+        assert all(value > 0 for value in delivery["vs_limit"].values())
     else:
         assert not any(row["measured"] for row in paths.values())
         assert "not measured" in delivery["note"]
@@ -139,6 +146,8 @@ def test_quick_run_writes_json_and_markdown_for_every_benchmark(tmp_path: Path) 
         "batching-on-vs-off",
         "batching-capacity",
         "delivery-predict",
+        "delivery-vs-limit-background-from-receipt",
+        "delivery-vs-limit-direct",
         "interactive-interactive-p99",
         "interactive-health-p99",
     } <= keys

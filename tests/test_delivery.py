@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from relaxml import Context, Prediction, Task
+from relaxml._delivery.outbox import Outbox
 
 from .conftest import backend_of, wait_for
 from .support.fake_label_studio import FakeLabelStudio
@@ -21,6 +22,16 @@ PROJECT = 7
 
 class Background(Echo):
     delivery = "background"
+
+
+class Steady(Background):
+    """100 ms per call of at most 10 tasks: a job of 100 tasks is predicted for a second."""
+
+    max_batch_size = 10
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        time.sleep(0.1)
+        return super().predict(tasks, context)
 
 
 class Picky(Echo):
@@ -261,3 +272,117 @@ def test_a_job_stored_with_an_unusable_url_waits_then_goes_with_label_studio_url
     )
     wait_for(lambda: job_of(third, job)["state"] == "done", timeout=20)
     assert fake.by_task() == {1: 1, 2: 1}
+
+
+def test_a_job_predicted_quickly_goes_in_full_imports_only(serve, fake):
+    client = serve(Background, delivery_batch=50)  # Echo: 32 tasks per predict call
+    setup(client, fake)
+    job = client.post("/predict", json=tasks(*range(1, 201))).json()["job"]
+    wait_for(lambda: job_of(client, job)["state"] == "done")
+    assert fake.imports == [50, 50, 50, 50]
+    assert fake.by_task() == dict.fromkeys(range(1, 201), 1)
+
+    small = client.post("/predict", json=tasks(*range(300, 320))).json()["job"]
+    wait_for(lambda: job_of(client, small)["state"] == "done")
+    assert fake.imports[4:] == [20]  # the rest goes as soon as the job is predicted
+
+
+def test_predictions_of_a_slow_job_wait_for_a_full_import_at_most_the_hold(serve, fake):
+    client = serve(Steady)
+    setup(client, fake)
+    deliverer = backend_of(client).deliverer
+    assert deliverer.send_size == 5000
+    deliverer.hold = 0.05  # the sender looks at least every 0.5 s
+    job = client.post("/predict", json=tasks(*range(1, 101))).json()["job"]
+    wait_for(lambda: fake.imports)
+    assert job_of(client, job)["state"] == "predicting"  # delivered while still predicted
+    wait_for(lambda: job_of(client, job)["state"] == "done")
+    assert len(fake.imports) > 1
+    assert sum(fake.imports) == 100
+    assert fake.by_task() == dict.fromkeys(range(1, 101), 1)
+
+
+def queued_job(outbox: Outbox, *task_ids: int) -> str:
+    job, _ = outbox.add_job(
+        project_uid=f"{PROJECT}.1",
+        project_id=PROJECT,
+        model_version="v1",
+        label_config=None,
+        hostname=None,
+        tasks=[{"id": i, "data": {"text": str(i)}} for i in task_ids],
+    )
+    return job.id
+
+
+def predict(outbox: Outbox, count: int) -> list[int]:
+    claimed = outbox.claim_to_predict(count)
+    assert claimed is not None
+    job, items = claimed
+    outbox.predicted(job.id, {i.task_id: [{"result": [], "score": 0.5}] for i in items})
+    return [i.task_id for i in items]
+
+
+def sent(claimed: tuple[Any, list[Any]] | None) -> list[int]:
+    assert claimed is not None
+    return [item.task_id for item in claimed[1]]
+
+
+def test_the_outbox_holds_a_job_still_predicted_until_a_full_import(tmp_path: Path):
+    outbox = Outbox(tmp_path / "db.sqlite3")
+    queued_job(outbox, *range(1, 11))
+    assert predict(outbox, 4) == [1, 2, 3, 4]
+    assert outbox.claim_to_send(5, hold=60) is None  # 4 ready of 5, 6 still to predict
+    assert outbox.claim_to_send(5) is not None  # no hold: whatever is ready goes
+    outbox.recover()  # back to ready (to be verified)
+    predict(outbox, 4)
+    assert sent(outbox.claim_to_send(5, hold=60)) == [1, 2, 3, 4, 5]  # a full import
+    assert outbox.claim_to_send(5, hold=60) is None  # 3 ready, 2 still to predict
+    predict(outbox, 4)  # the last 2: the job is predicted
+    assert sent(outbox.claim_to_send(5, hold=60)) == [6, 7, 8, 9, 10]
+    assert outbox.claim_to_send(5, hold=60) is None
+    outbox.close()
+
+
+def test_the_outbox_holds_predictions_at_most_the_hold(tmp_path: Path):
+    outbox = Outbox(tmp_path / "db.sqlite3")
+    queued_job(outbox, *range(1, 11))
+    predict(outbox, 3)
+    assert outbox.claim_to_send(5, hold=0.2) is None
+    time.sleep(0.25)
+    assert sent(outbox.claim_to_send(5, hold=0.2)) == [1, 2, 3]
+    outbox.close()
+
+
+def test_the_outbox_sends_a_due_retry_at_once(tmp_path: Path):
+    outbox = Outbox(tmp_path / "db.sqlite3")
+    job = queued_job(outbox, *range(1, 11))
+    predict(outbox, 2)
+    assert sent(outbox.claim_to_send(5)) == [1, 2]
+    outbox.retry_later(job, [1, 2], "503", delay=0.0)
+    assert sent(outbox.claim_to_send(5, hold=60)) == [1, 2]
+    outbox.close()
+
+
+def test_a_held_job_does_not_hold_back_another(tmp_path: Path):
+    outbox = Outbox(tmp_path / "db.sqlite3")
+    first = queued_job(outbox, *range(1, 11))
+    predict(outbox, 3)  # the first job: 3 ready, 7 still to predict
+    second, _ = outbox.add_job(  # predictions a model sends itself: ready at once
+        project_uid=f"{PROJECT}.1",
+        project_id=PROJECT,
+        model_version="v1",
+        label_config=None,
+        hostname=None,
+        predictions=[(20, [{"result": []}]), (21, [{"result": []}])],
+    )
+    claimed = outbox.claim_to_send(50, hold=60)
+    assert claimed is not None
+    assert claimed[0].id == second.id
+    assert sent(claimed) == [20, 21]
+    assert outbox.claim_to_send(50, hold=60) is None
+    predict(outbox, 7)
+    claimed = outbox.claim_to_send(50, hold=60)
+    assert claimed is not None
+    assert claimed[0].id == first
+    assert sent(claimed) == list(range(1, 11))
+    outbox.close()

@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS archived (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS items_by_state ON items (state, next_at);
+CREATE INDEX IF NOT EXISTS items_by_job ON items (state, job_id, next_at);
 CREATE INDEX IF NOT EXISTS items_by_task ON items (project_id, task_id, model_version);
 """
 
@@ -179,15 +180,17 @@ class Outbox:
         """Take up to `limit` queued tasks of the oldest job with work, marking them predicting."""
 
         def work(db: sqlite3.Connection) -> tuple[Job, list[Item]] | None:
+            # queued items never have a retry time (next_at 0): the order is the queue's,
+            # read straight off the indexes, however many tasks are queued
             row = db.execute(
-                "SELECT job_id FROM items WHERE state = 'queued' ORDER BY rowid LIMIT 1"
+                "SELECT job_id FROM items WHERE state = 'queued' ORDER BY next_at, rowid LIMIT 1"
             ).fetchone()
             if row is None:
                 return None
             items = _items(
                 db.execute(
-                    "SELECT * FROM items WHERE job_id = ? AND state = 'queued' ORDER BY rowid"
-                    " LIMIT ?",
+                    "SELECT * FROM items WHERE state = 'queued' AND job_id = ?"
+                    " ORDER BY next_at, rowid LIMIT ?",
                     (row[0], limit),
                 )
             )
@@ -219,28 +222,28 @@ class Outbox:
 
         self._transaction(work)
 
-    def claim_to_send(self, limit: int) -> tuple[Job, list[Item]] | None:
-        """Take up to `limit` ready items of one job whose retry time has come."""
+    def claim_to_send(self, limit: int, *, hold: float = 0.0) -> tuple[Job, list[Item]] | None:
+        """Take up to `limit` ready items of one job whose retry time has come.
+
+        With `hold` (seconds), the ready items of a job that still has tasks to predict are
+        held back until `limit` of them are ready, so that a job predicted quickly goes in
+        few, full imports (each costs Label Studio a recount of the project); they go as they
+        are once the job's prediction is over, once the first of them has waited `hold`
+        seconds, or when one is a retry whose time has come.
+        """
         now = time.time()
 
         def work(db: sqlite3.Connection) -> tuple[Job, list[Item]] | None:
-            row = db.execute(
-                "SELECT job_id FROM items WHERE state = 'ready' AND next_at <= ?"
-                " ORDER BY next_at, rowid LIMIT 1",
+            candidates = db.execute(
+                "SELECT job_id, COUNT(*), MAX(next_at) FROM items"
+                " WHERE state = 'ready' AND next_at <= ? GROUP BY job_id"
+                " ORDER BY MIN(next_at), MIN(rowid)",
                 (now,),
-            ).fetchone()
-            if row is None:
-                return None
-            items = _items(
-                db.execute(
-                    "SELECT * FROM items WHERE job_id = ? AND state = 'ready' AND next_at <= ?"
-                    " ORDER BY rowid LIMIT ?",
-                    (row[0], now, limit),
-                )
-            )
-            _set_state(db, items, "sending")
-            job = db.execute("SELECT * FROM jobs WHERE id = ?", (row[0],)).fetchone()
-            return Job(*job), items
+            ).fetchall()
+            for job_id, ready, retry_at in candidates:
+                if hold <= 0 or ready >= limit or retry_at > 0 or _due(db, job_id, now - hold):
+                    return _claim_ready(db, job_id, now, limit)
+            return None
 
         result: tuple[Job, list[Item]] | None = self._transaction(work)
         return result
@@ -308,8 +311,9 @@ class Outbox:
         archived = "SELECT COALESCE(SUM(done), 0) FROM archived"
         args: tuple[Any, ...] = ()
         if job_id is not None:
+            states = ", ".join(f"'{state}'" for state in STATES)  # a range of the job index each
             query, archived, args = (
-                query + " WHERE job_id = ?",
+                query + f" WHERE state IN ({states}) AND job_id = ?",
                 archived + " WHERE job_id = ?",
                 (job_id,),
             )
@@ -404,6 +408,38 @@ class Outbox:
             "last_update": last or None,
             "errors": [{"task": t, "state": s, "error": e} for t, s, e in errors],
         }
+
+
+def _due(db: sqlite3.Connection, job_id: str, since: float) -> bool:
+    """Whether a job's ready items go now: its prediction is over, or they waited since `since`."""
+    predicting = db.execute(
+        "SELECT 1 FROM items WHERE state IN ('queued', 'predicting') AND job_id = ? LIMIT 1",
+        (job_id,),
+    ).fetchone()
+    if predicting is None:
+        return True
+    first = db.execute(
+        "SELECT updated_at FROM items WHERE state = 'ready' AND job_id = ?"
+        " ORDER BY next_at, rowid LIMIT 1",
+        (job_id,),
+    ).fetchone()
+    return first is not None and float(first[0]) <= since
+
+
+def _claim_ready(
+    db: sqlite3.Connection, job_id: str, now: float, limit: int
+) -> tuple[Job, list[Item]]:
+    """Mark up to `limit` of a job's ready items due by `now` as sending (oldest first)."""
+    items = _items(
+        db.execute(
+            "SELECT * FROM items WHERE state = 'ready' AND job_id = ? AND next_at <= ?"
+            " ORDER BY rowid LIMIT ?",
+            (job_id, now, limit),
+        )
+    )
+    _set_state(db, items, "sending")
+    job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return Job(*job), items
 
 
 def _active_task_ids(db: sqlite3.Connection, project_id: int | None, version: str) -> set[int]:

@@ -4,6 +4,12 @@ Two loops share one outbox: one claims queued tasks, has the model predict them 
 same scheduler slots as inline requests), and stores the predictions; the other sends ready
 predictions to Label Studio in bulk, retrying with backoff until Label Studio confirms. Only the
 process holding the data directory's `LeaderLock` runs them.
+
+Label Studio recounts the project's tasks after each bulk import, at a cost that grows with the
+predictions the project already holds, so many small imports take far longer than a few full
+ones. While a job is still being predicted, the sender therefore waits until `send_size` of its
+predictions are ready, sending fewer only once the job's prediction is over or the first of
+them has waited `HOLD` seconds (`Outbox.claim_to_send`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ COMPACT_EVERY = 60.0  # seconds between two compactions of the outbox
 
 PERMANENT = frozenset({400, 404, 422})  # Label Studio will never accept these as they are
 
+HOLD = 5.0
+"""Seconds a prediction waits at most for a full import while its job is still predicted (the
+sender looks every `idle` seconds, and whenever a full import may be ready)."""
+
 
 class Deliverer:
     """Runs the predict and send loops while this process is the leader."""
@@ -43,13 +53,14 @@ class Deliverer:
         metrics: Metrics,
         batch_size: int = 32,
         send_size: int = 500,
+        hold: float = HOLD,
         idle: float = 0.5,
         progress_every: float = 5.0,
         supervisor: Supervisor | None = None,
         pace: Pace | None = None,
     ) -> None:
         """Works the outbox of `background`, which wakes it whenever it queues work; `pace`
-        sizes its batches (full ones when None)."""
+        sizes its batches (full ones when None); imports hold for `hold` seconds at most."""
         self.background = background
         self.pace = pace or Pace()
         self.outbox = background.outbox
@@ -57,6 +68,8 @@ class Deliverer:
         self._metrics = metrics
         self.batch_size = batch_size
         self.send_size = send_size
+        self.hold = hold
+        self._unsent = 0  # tasks predicted since the sender was last woken
         self._idle = idle
         self._progress_every = progress_every
         self.wakeup = background.wakeup
@@ -100,6 +113,7 @@ class Deliverer:
         size = self.pace.batch(self.batch_size)  # small while annotators are at work
         claimed = await anyio.to_thread.run_sync(self.outbox.claim_to_predict, size)
         if claimed is None:
+            self._wake_sender(0, drained=True)
             return False
         job, items = claimed
         results = await self.background.predict_items(job, items)
@@ -108,12 +122,23 @@ class Deliverer:
         self._metrics.inc("relaxml_tasks_predicted_total", len(results) - failed, mode="background")
         if failed:
             self._metrics.inc("relaxml_predict_errors_total", failed, mode="background")
-        self.wakeup.set()
-        await self._progress(job)
+        self._wake_sender(len(results), drained=len(items) < size)
+        if failed or self._progress_due(job):  # else only the sender can finish the job
+            await self._progress(job)
         return True
 
+    def _wake_sender(self, predicted: int, *, drained: bool) -> None:
+        """Wake the sender when it may have a full import to send, or the queue ran dry; it
+        looks every `idle` seconds anyway (held predictions, retries)."""
+        self._unsent += predicted
+        if self._unsent and (drained or self._unsent >= self.send_size):
+            self._unsent = 0
+            self.wakeup.set()
+
     async def _send_once(self) -> bool:
-        claimed = await anyio.to_thread.run_sync(self.outbox.claim_to_send, self.send_size)
+        claimed = await anyio.to_thread.run_sync(
+            functools.partial(self.outbox.claim_to_send, self.send_size, hold=self.hold)
+        )
         if claimed is None:
             return False
         job, items = claimed
@@ -160,12 +185,17 @@ class Deliverer:
             for prediction in item.prediction or []
         ]
         if job.project_id is not None and payload:
+            started = time.perf_counter()
             client.request(
                 "POST",
                 f"api/projects/{job.project_id}/import/predictions",
                 json=payload,
                 retry=False,
             )
+            logger.debug(
+                "job %s: imported %d predictions in %.3f s",
+                job.id, len(payload), time.perf_counter() - started,
+            )  # fmt: skip
             return
         for prediction in payload:
             client.request("POST", "api/predictions/", json=prediction, retry=False)
@@ -191,6 +221,10 @@ class Deliverer:
             and p.get("task") in wanted
             and p.get("model_version") in wanted[p["task"]]
         }
+
+    def _progress_due(self, job: Job) -> bool:
+        """Whether a progress line of `job` may be due (else `_progress` need not count)."""
+        return time.monotonic() - self._last_progress.get(job.id, 0.0) >= self._progress_every
 
     async def _progress(self, job: Job) -> None:
         now = time.monotonic()

@@ -65,10 +65,11 @@ def predict_ms(backend: BackendProcess) -> float:
 def test_thousand_tasks_in_background(label_studio, backend_factory, free_port, tmp_path):
     ls = label_studio
     project_id, task_ids = bulk_project(ls, "relaxml bulk", 1000)
+    # a job predicted this fast goes in full imports only: 4 of 250, so delivery is seen running
     backend = start(
         backend_factory, free_port, tmp_path, RELAXML_DELIVERY="background",
         LABEL_STUDIO_API_KEY=ls.token, LABEL_STUDIO_URL=ls.url,
-        RELAXML_TEST_TASK_DELAY="0.002",
+        RELAXML_TEST_TASK_DELAY="0.002", RELAXML_DELIVERY_BATCH="250",
     )  # fmt: skip
     ls.register_ml_backend(project_id, backend.url)
     ls.retrieve_predictions(project_id)
@@ -86,7 +87,7 @@ def test_label_studio_restarted_mid_delivery(label_studio, backend_factory, free
     backend = start(
         backend_factory, free_port, tmp_path, RELAXML_DELIVERY="background",
         LABEL_STUDIO_API_KEY=ls.token, LABEL_STUDIO_URL=ls.url,
-        RELAXML_TEST_TASK_DELAY="0.01",
+        RELAXML_TEST_TASK_DELAY="0.01", RELAXML_DELIVERY_BATCH="100",
     )  # fmt: skip
     ls.register_ml_backend(project_id, backend.url)
     ls.retrieve_predictions(project_id)
@@ -109,6 +110,7 @@ def test_relaxml_killed_mid_delivery(label_studio, backend_factory, free_port, t
         "LABEL_STUDIO_API_KEY": ls.token,
         "LABEL_STUDIO_URL": ls.url,
         "RELAXML_TEST_TASK_DELAY": "0.01",
+        "RELAXML_DELIVERY_BATCH": "100",  # full imports go while the job is predicted
     }
     first = start(backend_factory, free_port, tmp_path, **env)
     ls.register_ml_backend(project_id, first.url)

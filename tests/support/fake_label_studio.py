@@ -22,6 +22,7 @@ class FakeLabelStudio:
         self.refused: set[int] = set()
         self.predictions: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
+        self.imports: list[int] = []  # the size of each bulk import, in order
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -88,6 +89,8 @@ class FakeLabelStudio:
                     self.answer(200, found)
                 elif method == "POST" and url.path.endswith("/import/predictions"):
                     project = int(url.path.split("/")[3])
+                    with fake.lock:
+                        fake.imports.append(len(body))
                     self.store(body, project)
                 elif method == "POST" and url.path == "/api/predictions/":
                     self.store([body], 0)
