@@ -22,6 +22,7 @@ from typing import Any
 
 from ..prediction import plain_number
 from ._imageresults import ImageResults
+from ._moreresults import MoreResults
 from ._resultbase import Item, LabelArg, RegionRef, ResultError, UnknownLabelError
 from ._spanresults import SpanResults
 from .tags import ControlTag, Label, match_label
@@ -31,7 +32,7 @@ __all__ = ["ResultBuilder", "ResultError", "UnknownLabelError"]
 _ONE_OF = ("single", "single-radio")
 
 
-class ResultBuilder(ImageResults, SpanResults):
+class ResultBuilder(ImageResults, SpanResults, MoreResults):
     """Builds Label Studio result items for one prediction, checked against a labeling config.
 
     Every method takes `from_name` (needed only when the config has several controls of that
