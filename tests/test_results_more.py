@@ -195,6 +195,11 @@ def test_video_rectangle_keyframes_in_pixels_and_frames():
         [(1, (0, 0, 10, 10), True)], frame_size=(640, 360), fps=25, frames_count=100
     )
     assert kept["value"]["sequence"][0]["enabled"] is True
+    from_tag = build.video_rectangle([(50, (0, 0, 10, 10))], frame_size=(9, 9), frames_count=100)
+    assert from_tag["value"]["sequence"][0]["time"] == 2.0  # framerate="25" of the Video tag
+    dynamic = ResultBuilder(CONFIG.replace('framerate="25"', 'framerate="$fps"'))
+    with pytest.raises(ResultError, match="framerate is '\\$fps', not a number: pass fps"):
+        dynamic.video_rectangle([(1, (0, 0, 1, 1))], frame_size=(9, 9), frames_count=100)
     assert "labels" not in kept["value"]
 
 

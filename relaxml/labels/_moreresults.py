@@ -2,7 +2,8 @@
 `VideoRectangle` (with the labels of a `Labels` on the same video) and `TimelineLabels`.
 
 Videos are addressed in frames, numbered from 1 as Label Studio's editor numbers them; a
-keyframe's `time` is `frame / fps` seconds, and a region's `duration` is `frames_count / fps`.
+keyframe's `time` is `frame / fps` seconds (as the editor writes it), and a region's `duration`
+is `frames_count / fps`.
 """
 
 from __future__ import annotations
@@ -148,8 +149,8 @@ class MoreResults(ResultBuilderBase):
         label: LabelArg = None,
         *,
         frame_size: tuple[int, int],
-        fps: float,
         frames_count: int,
+        fps: float | None = None,
         format: BoxFormat = "xyxy",
         unit: Unit = "px",
         rotation: float = 0.0,
@@ -164,8 +165,21 @@ class MoreResults(ResultBuilderBase):
 
         `enabled` says whether the editor interpolates from this keyframe to the next; it
         defaults to true, and false on the last keyframe (the track ends there). A `label` is a
-        label of the `Labels` control on the same video (stored in `value.labels`).
+        label of the `Labels` control on the same video (stored in `value.labels`). `fps`
+        defaults to the `Video` tag's `framerate` (24 without one, as in Label Studio).
         """
+        labels = self._label_list(label)
+        control = self._control(("videorectangle",), from_name)
+        target = self._video(control, to_name)
+        if fps is None:
+            video = self.config.get_object(target)
+            given = video.attrs.get("framerate", "24") if video is not None else "24"
+            try:
+                fps = float(given)
+            except ValueError:
+                raise ResultError(
+                    f"the video's framerate is {given!r}, not a number: pass fps"
+                ) from None
         rate = plain_number(fps)
         if rate is None or not math.isfinite(rate) or rate <= 0:
             raise ResultError(f"fps must be a positive number, got {fps!r}")
@@ -174,9 +188,6 @@ class MoreResults(ResultBuilderBase):
             raise ResultError(f"frames_count must be an integer >= 1, got {frames_count!r}")
         if not keyframes:
             raise ResultError("a video rectangle needs at least one keyframe")
-        labels = self._label_list(label)
-        control = self._control(("videorectangle",), from_name)
-        target = self._video(control, to_name)
         frames: dict[int, dict[str, Any]] = {}
         for index, keyframe in enumerate(sorted(keyframes, key=lambda k: _sort_key(k[0]))):
             frame = _frame(keyframe[0])
