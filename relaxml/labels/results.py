@@ -36,10 +36,11 @@ class ResultBuilder(ImageResults, SpanResults, MoreResults):
     """Builds Label Studio result items for one prediction, checked against a labeling config.
 
     Every method takes `from_name` (needed only when the config has several controls of that
-    type), `to_name` (needed only when the control labels several objects) and a per-item
-    `score`. Classification methods also take `region=` to label a region built before (for
-    `perRegion` controls). Errors raise `ResultError` (`UnknownLabelError` for labels), a
-    ValueError, with a message naming the control and its line.
+    type), `to_name` (needed only when the control labels several objects; `chat_message`,
+    `pairwise` and `ranker` take none) and a per-item `score`. Classification methods also
+    take `region=` to label a region built before (for `perRegion` controls). Errors raise
+    `ResultError` (`UnknownLabelError` for labels), a ValueError, with a message naming the
+    control and its line.
     """
 
     def _classification(
