@@ -50,6 +50,12 @@ def test_one_example_per_control_type():
         "taxonomy",
         "datetime",
         "timeseries_span",
+        "paragraph_span",
+        "video_rectangle",
+        "timeline",
+        "pairwise",
+        "ranker",
+        "chat_message",
         "relation",
     ):
         assert f"build.{method}(" in text, method

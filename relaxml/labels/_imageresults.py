@@ -8,6 +8,7 @@ and the image's size, and writes Label Studio's percentages plus `original_width
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import rle as rle_codec
@@ -41,10 +42,16 @@ class ImageResults(ResultBuilderBase):
         id: str | None,
     ) -> Item:
         labels = self._label_list(label)
-        control = self._control((f"{kind}labels", kind), from_name, labels)
+        named = self.config.control(from_name) if from_name is not None else None
+        if named is not None and named.type == "labels":
+            control = self._tool_for(kind, named)
+        else:
+            control = self._control((f"{kind}labels", kind), from_name, labels)
         target = self._to_name(control, to_name)
         if self._object_type(target) not in ("image", None):
             raise ResultError(f"{control.tag} {control.name!r} labels {target!r}, not an Image")
+        if control.type == kind and labels:
+            control = self._merged(kind, target, labels, named) or control
         self._put_labels(control, labels, value)
         extra = {
             "original_width": int(image_size[0]),
@@ -53,6 +60,29 @@ class ImageResults(ResultBuilderBase):
         }
         return self._add(control, target, value, score=score, id=id, extra=extra)
 
+    def _tool_for(self, kind: str, labels: ControlTag) -> ControlTag:
+        """The bare tool (`Rectangle`, ...) drawing on the object of a `Labels` control."""
+        for control in self.config.controls_of_type(kind):
+            if set(control.to_names) & set(labels.to_names):
+                return control
+        raise ResultError(
+            f"{labels.tag} {labels.name!r} (line {labels.line}) is a Labels control, and no "
+            f"<{kind.capitalize()}> tool draws on its image to combine it with"
+        )
+
+    def _merged(
+        self, kind: str, target: str, labels: list[str], named: ControlTag | None
+    ) -> ControlTag | None:
+        """`Labels` on an image with a bare tool: the `Labels` control knowing `labels`, as it
+        writes a region of that tool (type `<tool>labels`, Label Studio's merged format)."""
+        choices = [named] if named is not None else self.config.controls_for(target)
+        for control in choices:
+            if control.type == "labels" and all(self._knows(control, n) for n in labels):
+                return replace(control, result_type=f"{kind}labels")
+        if named is not None:
+            self._map_labels(named, labels)  # raises, naming the labels it has
+        return None
+
     def _put_labels(self, control: ControlTag, labels: list[str], value: dict[str, Any]) -> None:
         if control.type.endswith("labels"):
             if not labels:
@@ -60,8 +90,8 @@ class ImageResults(ResultBuilderBase):
             value[control.type] = self._map_labels(control, labels)
         elif labels:
             raise ResultError(
-                f"{control.tag} {control.name!r} has no labels; pass label=None or use a "
-                f"{control.tag}Labels control"
+                f"{control.tag} {control.name!r} has no labels, and no <Labels> on its image "
+                f"has {labels}; pass label=None, or use a {control.tag}Labels or a Labels control"
             )
 
     def rectangle(

@@ -42,7 +42,7 @@ class SpanResults(ResultBuilderBase):
             raise ResultError(
                 f"{control.tag} {control.name!r} labels {target!r}, a {kind}; this builder is "
                 f"for {' or '.join(objects)} (text: span, hypertext: html_span, audio: "
-                "audio_segment, timeseries: timeseries_span)"
+                "audio_segment, timeseries: timeseries_span, paragraphs: paragraph_span)"
             )
         return control, target, self._map_labels(control, labels)
 
@@ -104,6 +104,50 @@ class SpanResults(ResultBuilderBase):
             "end": end,
             "startOffset": offsets[0],
             "endOffset": offsets[1],
+        }
+        if text is not None:
+            value["text"] = text
+        value[control.type] = labels
+        return self._add(control, target, value, score=score, id=id)
+
+    def paragraph_span(
+        self,
+        start: int,
+        end: int,
+        label: LabelArg,
+        *,
+        start_offset: int,
+        end_offset: int,
+        text: str | None = None,
+        from_name: str | None = None,
+        to_name: str | None = None,
+        score: float | None = None,
+        id: str | None = None,
+    ) -> Item:
+        """A `ParagraphLabels` span of a `Paragraphs`: from character `start_offset` of paragraph
+        `start` to character `end_offset` (exclusive) of paragraph `end` (indexes from 0)."""
+        numbers = [_int(n) for n in (start, end, start_offset, end_offset)]
+        first, last, offset0, offset1 = numbers
+        if first is None or last is None or offset0 is None or offset1 is None:
+            raise ResultError(
+                "a paragraph span needs integer paragraph indexes and offsets, got "
+                f"{start!r}, {end!r}, {start_offset!r}, {end_offset!r}"
+            )
+        if not 0 <= first <= last or min(offset0, offset1) < 0:
+            raise ResultError(
+                f"a paragraph span needs 0 <= start <= end and offsets >= 0, got paragraphs "
+                f"{first}..{last}, offsets {offset0}..{offset1}"
+            )
+        if first == last and offset0 > offset1:
+            raise ResultError(f"end_offset {offset1} is before start_offset {offset0}")
+        control, target, labels = self._span_control(
+            ("paragraphlabels",), ("paragraphs",), label, from_name, to_name
+        )
+        value: dict[str, Any] = {
+            "start": str(first),
+            "end": str(last),
+            "startOffset": offset0,
+            "endOffset": offset1,
         }
         if text is not None:
             value["text"] = text

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..prediction import plain_number
 from ._imageresults import ImageResults
+from ._moreresults import MoreResults
 from ._resultbase import Item, LabelArg, RegionRef, ResultError, UnknownLabelError
 from ._spanresults import SpanResults
 from .tags import ControlTag, Label, match_label
@@ -31,14 +32,15 @@ __all__ = ["ResultBuilder", "ResultError", "UnknownLabelError"]
 _ONE_OF = ("single", "single-radio")
 
 
-class ResultBuilder(ImageResults, SpanResults):
+class ResultBuilder(ImageResults, SpanResults, MoreResults):
     """Builds Label Studio result items for one prediction, checked against a labeling config.
 
     Every method takes `from_name` (needed only when the config has several controls of that
-    type), `to_name` (needed only when the control labels several objects) and a per-item
-    `score`. Classification methods also take `region=` to label a region built before (for
-    `perRegion` controls). Errors raise `ResultError` (`UnknownLabelError` for labels), a
-    ValueError, with a message naming the control and its line.
+    type), `to_name` (needed only when the control labels several objects; `chat_message`,
+    `pairwise` and `ranker` take none) and a per-item `score`. Classification methods also
+    take `region=` to label a region built before (for `perRegion` controls). Errors raise
+    `ResultError` (`UnknownLabelError` for labels), a ValueError, with a message naming the
+    control and its line.
     """
 
     def _classification(
