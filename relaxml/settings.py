@@ -114,6 +114,13 @@ class Settings:
         "project's tasks after each import, so fewer, larger imports are much faster.",
         minimum=1,
     )
+    delivery_hold: float = _setting(
+        5.0,
+        "RELAXML_DELIVERY_HOLD",
+        "Seconds a background job's predictions may wait to fill a full import while the job "
+        "is still being predicted (0: send what is ready at once).",
+        minimum=0,
+    )
     data_dir: str = _setting(
         "relaxml-data",
         "RELAXML_DATA_DIR",

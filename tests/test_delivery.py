@@ -288,11 +288,10 @@ def test_a_job_predicted_quickly_goes_in_full_imports_only(serve, fake):
 
 
 def test_predictions_of_a_slow_job_wait_for_a_full_import_at_most_the_hold(serve, fake):
-    client = serve(Steady)
+    client = serve(Steady, delivery_hold=0.05)  # the sender still looks every 0.5 s
     setup(client, fake)
     deliverer = backend_of(client).deliverer
-    assert deliverer.send_size == 5000
-    deliverer.hold = 0.05  # the sender looks at least every 0.5 s
+    assert (deliverer.send_size, deliverer.hold) == (5000, 0.05)
     job = client.post("/predict", json=tasks(*range(1, 101))).json()["job"]
     wait_for(lambda: fake.imports)
     assert job_of(client, job)["state"] == "predicting"  # delivered while still predicted

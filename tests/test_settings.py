@@ -69,6 +69,7 @@ def test_every_setting_is_described():
         "media_cache_bytes",
         "validate",
         "delivery_batch",
+        "delivery_hold",
         "webhook_max_body_size",
         "max_queued_events",
         "max_queued_event_bytes",

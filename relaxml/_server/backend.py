@@ -130,6 +130,7 @@ class Backend:
             metrics=self.metrics,
             batch_size=model.max_batch_size or 32,
             send_size=settings.delivery_batch,
+            hold=settings.delivery_hold,
             supervisor=self.supervisor,
         )
         self.trainer = Trainer(
