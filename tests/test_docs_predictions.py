@@ -53,6 +53,7 @@ def test_one_example_per_control_type():
         "paragraph_span",
         "video_rectangle",
         "timeline",
+        "ocr_region",
         "pairwise",
         "ranker",
         "chat_message",

@@ -55,6 +55,24 @@ BUCKETS = """<View>
 </View>"""
 
 
+OCR = """<View>
+  <OcrLabels name="ocr" toName="pdf">
+    <Label value="Typo"/>
+    <Label value="Incorrect Amount" predicted_values="amount"/>
+  </OcrLabels>
+  <Pdf name="pdf" value="$pdf"/>
+</View>"""
+
+
+def ocr_items() -> ResultBuilder:
+    """OCR regions on a PDF page of 612 x 792 points (US Letter)."""
+    build = ResultBuilder(OCR)
+    build.ocr_region((61.2, 79.2, 306, 158.4), "typo", page_size=(612, 792), text="Totl", score=0.8)
+    build.ocr_region((0, 0, 0.5, 0.1), "amount", page_size=(612, 792), unit="fraction",
+                     page_index=2, format="xywh")  # fmt: skip
+    return build
+
+
 def all_builders() -> ResultBuilder:
     """One item of each new builder (and its variants) on CONFIG."""
     build = ResultBuilder(CONFIG)
@@ -248,6 +266,37 @@ def test_timeline():
         build.timeline([(1, 2)], None)
 
 
+def test_ocr_region():
+    first, second = ocr_items().result
+    assert (first["from_name"], first["to_name"], first["type"]) == ("ocr", "pdf", "ocrlabels")
+    assert first["value"] == {
+        "x": pytest.approx(10.0),
+        "y": pytest.approx(10.0),
+        "width": pytest.approx(40.0),
+        "height": pytest.approx(10.0),
+        "rotation": 0.0,
+        "ocrtext": "Totl",
+        "ocrlabels": ["Typo"],
+    }
+    assert first["score"] == 0.8
+    assert second["value"]["pageIndex"] == 2
+    assert second["value"]["ocrlabels"] == ["Incorrect Amount"]
+    assert "ocrtext" not in second["value"]
+    assert check_prediction(OCR, ocr_items().prediction()) == []
+    build = ResultBuilder(OCR)
+    size = {"page_size": (612, 792)}
+    with pytest.raises(ResultError, match="needs a label"):
+        build.ocr_region((0, 0, 10, 10), None, **size)
+    with pytest.raises(UnknownLabelError):
+        build.ocr_region((0, 0, 10, 10), "Stamp", **size)
+    with pytest.raises(ResultError, match="page_index must be an integer >= 0"):
+        build.ocr_region((0, 0, 10, 10), "Typo", page_index=-1, **size)
+    with pytest.raises(ResultError, match="text must be a string"):
+        build.ocr_region((0, 0, 10, 10), "Typo", text=b"Totl", **size)  # type: ignore[arg-type]
+    with pytest.raises(ResultError):
+        build.ocr_region((0, 0, 700, 10), "Typo", **size)  # wider than the page
+
+
 def test_labels_on_an_image_merge_with_the_tool():
     build = ResultBuilder(CONFIG)
     item = build.rectangle((64, 48, 192, 144), "kitty", image_size=(640, 480))
@@ -287,10 +336,12 @@ def test_label_studio_validator_accepts_every_builder_output():
     predictions.append({"result": build.result, "score": 0.8})
     cases = [{"config": "new", "prediction": p} for p in predictions]
     cases.append({"config": "buckets", "prediction": {"result": buckets.result}})
+    ocr = ocr_items()
+    cases += [{"config": "ocr", "prediction": {"result": [item]}} for item in ocr.result]
     broken = copy.deepcopy(build.result[7])  # the validator is live: a box 150% wide fails
     broken["value"]["sequence"][0]["width"] = 150
     cases.append({"config": "new", "prediction": {"result": [broken]}})
-    _, answers = run_validator({"new": CONFIG, "buckets": BUCKETS}, cases)
+    _, answers = run_validator({"new": CONFIG, "buckets": BUCKETS, "ocr": OCR}, cases)
     assert answers.pop()
     cases.pop()
     rejected = [

@@ -1,5 +1,6 @@
-"""Builders for chats, comparisons, rankings and videos: `Chat`, `Pairwise`, `Ranker`,
-`VideoRectangle` (with the labels of a `Labels` on the same video) and `TimelineLabels`.
+"""Builders for chats, comparisons, rankings, videos and OCR on documents: `Chat`,
+`Pairwise`, `Ranker`, `VideoRectangle` (with the labels of a `Labels` on the same video),
+`TimelineLabels` and `OcrLabels`.
 
 Videos are addressed in frames, numbered from 1 as Label Studio's editor numbers them; a
 keyframe's `time` is `frame / fps` seconds (as the editor writes it), and a region's `duration`
@@ -209,6 +210,44 @@ class MoreResults(ResultBuilderBase):
         }
         if labels:
             value["labels"] = self._video_labels(target, labels)
+        return self._add(control, target, value, score=score, id=id)
+
+    def ocr_region(
+        self,
+        box: Sequence[float],
+        label: LabelArg,
+        *,
+        page_size: tuple[int, int],
+        text: str | None = None,
+        page_index: int | None = None,
+        format: BoxFormat = "xyxy",
+        unit: Unit = "px",
+        rotation: float = 0.0,
+        from_name: str | None = None,
+        to_name: str | None = None,
+        score: float | None = None,
+        id: str | None = None,
+    ) -> Item:
+        """An `OcrLabels` region of a `Pdf` (or an image): a box as for `rectangle` on a page
+        of `page_size` `(width, height)`, its label(s), the recognized `text` (`ocrtext`) and
+        the page (`pageIndex`, as Label Studio's editor numbers pages; left out when None)."""
+        labels = self._label_list(label)
+        if not labels:
+            raise ResultError("an OCR region needs a label")
+        if text is not None and not isinstance(text, str):
+            raise ResultError(f"an OCR region's text must be a string, got {text!r}")
+        if page_index is not None and (
+            isinstance(page_index, bool) or not isinstance(page_index, int) or page_index < 0
+        ):
+            raise ResultError(f"page_index must be an integer >= 0, got {page_index!r}")
+        control = self._control(("ocrlabels",), from_name, labels)
+        target = self._to_name(control, to_name)
+        value: dict[str, Any] = _box(box, page_size, format, unit, rotation)
+        if text is not None:
+            value["ocrtext"] = text
+        if page_index is not None:
+            value["pageIndex"] = page_index
+        value["ocrlabels"] = self._map_labels(control, labels)
         return self._add(control, target, value, score=score, id=id)
 
     def _video(self, control: ControlTag, to_name: str | None) -> str:
