@@ -281,3 +281,30 @@ def test_a_served_model_sees_the_prompts(serve):
     body["params"] = {"context": None}
     assert client.post("/predict", json=body).status_code == 200
     assert model.seen == []
+
+
+class Grounded(LabelStudioModel):
+    """A Grounding DINO-like model: a text prompt in, boxes of the prompt's image out."""
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Any]:
+        from relaxml import ResultBuilder
+
+        [prompt] = context.prompts.of_kind("text")
+        assert prompt.text == "a grey cat"
+        build = ResultBuilder(context.label_config)
+        build.rectangle((100, 80, 420, 400), "Object", image_size=(WIDTH, HEIGHT), score=0.7)
+        return [build.prediction()]
+
+
+def test_a_text_prompt_is_answered_with_a_box_of_the_rectangle_control(serve):
+    from relaxml import check_prediction
+
+    body = requests_of("text")[0]
+    answer = serve(Grounded).post("/predict", json=body)
+    assert answer.status_code == 200, answer.text
+    [prediction] = answer.json()["results"]
+    [item] = prediction["result"]
+    assert (item["from_name"], item["to_name"], item["type"]) == ("box", "image", "rectanglelabels")
+    assert item["value"]["rectanglelabels"] == ["Object"]
+    assert (item["original_width"], item["original_height"]) == (WIDTH, HEIGHT)
+    assert check_prediction(body["label_config"], prediction) == []
