@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from ..conftest import wait_for
 from ..support.browser import chromium_page
 from ..support.browser import unavailable_reason as browser_unavailable
 from ..support.capture_interactive import create_project, open_labeling
@@ -46,20 +46,30 @@ def test_the_served_model_sees_positive_and_negative_points(
 
     with chromium_page(tmp_path / "chromium") as page:
         editor = open_labeling(page, ls, project_id)
+
+        def sent(count: int, label: str) -> None:
+            """The editor sends a region when the next thing happens on the page (here, choosing
+            a label). A choice made while it still registers the click is lost, so choose again
+            every few seconds until the call has come."""
+            deadline = time.monotonic() + 60
+            while True:
+                editor.select("kp", label, True)
+                wait = time.monotonic() + 5
+                while len(calls()) < count and time.monotonic() < min(wait, deadline):
+                    page.wait_for_timeout(100)  # keeps the page's handlers running
+                if len(calls()) >= count:
+                    editor.idle()
+                    return
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"the editor sent {len(calls())} calls, not {count}")
+
         editor.select("kp", "Object", True)
         editor.click(160, 120)
-        # The editor sends a region when the next thing happens on the page.
-        editor.select("kp", "Object", True)
-        wait_for(lambda: len(calls()) >= 1, timeout=60)
-        editor.idle()
+        sent(1, "Object")
         editor.click(480, 360, alt=True)
-        editor.select("kp", "Background", True)
-        wait_for(lambda: len(calls()) >= 2, timeout=60)
-        editor.idle()
+        sent(2, "Background")
         editor.click(320, 240)
-        editor.select("kp", "Object", True)
-        wait_for(lambda: len(calls()) >= 3, timeout=60)
-        editor.idle()
+        sent(3, "Object")
 
     def summary(call: list[list[object]]) -> list[tuple[object, object, object]]:
         return [(kind, positive, label) for kind, positive, label, _ in call]
