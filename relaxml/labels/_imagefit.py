@@ -11,13 +11,31 @@ import math
 from collections.abc import Sequence
 
 from ._resultbase import ResultError
-from .geometry import Unit
+from .geometry import BoxFormat, GeometryError, Unit, box_to_percent
 
 __all__ = ["TOLERANCE", "clip", "clip_box", "extent", "inside", "show", "slack_percent"]
 
 TOLERANCE = 0.01
 """How far a region may stick out of the image (a fraction of its side, and at least 1 px): the
 rounding of detectors, clipped off; beyond it the region is refused."""
+
+
+def fit_box(
+    box: Sequence[float],
+    size: tuple[int, int],
+    format: BoxFormat,
+    unit: Unit,
+    rotation: float,
+) -> dict[str, float]:
+    """`box` in percent of `size` (`geometry.box_to_percent`), refused when it lies outside
+    beyond the rounding tolerance (`inside`) and clipped to it otherwise (`clip_box`): what
+    `rectangle`, `video_rectangle` and `ocr_region` write."""
+    try:
+        value = box_to_percent(box, size, format=format, unit=unit, rotation=rotation)
+    except GeometryError as error:
+        raise ResultError(str(error)) from None
+    inside(f"the {format} box", box, extent(value, size), size, unit)
+    return clip_box(value, size)
 
 
 def slack_percent(image_size: Sequence[float]) -> tuple[float, float]:

@@ -12,13 +12,12 @@ from dataclasses import replace
 from typing import Any
 
 from . import rle as rle_codec
-from ._imagefit import clip, clip_box, extent, inside, show, slack_percent
+from ._imagefit import clip, fit_box, inside, show, slack_percent
 from ._resultbase import Item, LabelArg, ResultBuilderBase, ResultError
 from .geometry import (
     BoxFormat,
     GeometryError,
     Unit,
-    box_to_percent,
     ellipse_to_percent,
     point_to_percent,
 )
@@ -113,11 +112,7 @@ class ImageResults(ResultBuilderBase):
         `box` is `(x0, y0, x1, y1)` for `format="xyxy"`, `(x, y, w, h)` for `"xywh"`, `(cx, cy,
         w, h)` for `"cxcywh"`; `image_size` is `(width, height)` in pixels.
         """
-        value = _geometry(
-            lambda: box_to_percent(box, image_size, format=format, unit=unit, rotation=rotation)
-        )
-        inside(f"the {format} box", box, extent(value, image_size), image_size, unit)
-        value = clip_box(value, image_size)
+        value = fit_box(box, image_size, format, unit, rotation)
         return self._image_region(
             "rectangle", label, value, image_size, from_name, to_name, score, id
         )

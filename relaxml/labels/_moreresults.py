@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..prediction import plain_number
-from ._imagefit import clip_box, extent, inside
+from ._imagefit import fit_box
 from ._resultbase import Item, LabelArg, ResultBuilderBase, ResultError, UnknownLabelError
-from .geometry import BoxFormat, GeometryError, Unit, box_to_percent
+from .geometry import BoxFormat, Unit
 from .tags import ControlTag
 
 __all__ = ["MoreResults"]
@@ -201,7 +201,7 @@ class MoreResults(ResultBuilderBase):
                 raise ResultError(f"two keyframes at frame {frame}")
             last = index == len(keyframes) - 1
             enabled = bool(keyframe[2]) if len(keyframe) > 2 else not last
-            box = _box(keyframe[1], frame_size, format, unit, rotation)
+            box = fit_box(keyframe[1], frame_size, format, unit, rotation)
             frames[frame] = {"frame": frame, "enabled": enabled, **box, "time": frame / rate}
         value: dict[str, Any] = {
             "framesCount": total,
@@ -242,7 +242,7 @@ class MoreResults(ResultBuilderBase):
             raise ResultError(f"page_index must be an integer >= 0, got {page_index!r}")
         control = self._control(("ocrlabels",), from_name, labels)
         target = self._to_name(control, to_name)
-        value: dict[str, Any] = _box(box, page_size, format, unit, rotation)
+        value: dict[str, Any] = fit_box(box, page_size, format, unit, rotation)
         if text is not None:
             value["ocrtext"] = text
         if page_index is not None:
@@ -284,14 +284,3 @@ def _sort_key(value: object) -> float:
 def _within(frame: int, frames_count: int | None) -> None:
     if frames_count is not None and frame > frames_count:
         raise ResultError(f"frame {frame} is past the video's last frame ({frames_count})")
-
-
-def _box(
-    box: Sequence[float], size: tuple[int, int], format: BoxFormat, unit: Unit, rotation: float
-) -> dict[str, float]:
-    try:
-        value = box_to_percent(box, size, format=format, unit=unit, rotation=rotation)
-    except GeometryError as error:
-        raise ResultError(str(error)) from None
-    inside(f"the {format} box", box, extent(value, size), size, unit)
-    return clip_box(value, size)

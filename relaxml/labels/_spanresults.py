@@ -99,15 +99,7 @@ class SpanResults(ResultBuilderBase):
         control, target, labels = self._span_control(
             ("labels", "hypertextlabels"), ("hypertext",), label, from_name, to_name
         )
-        value: dict[str, Any] = {
-            "start": start,
-            "end": end,
-            "startOffset": offsets[0],
-            "endOffset": offsets[1],
-        }
-        if text is not None:
-            value["text"] = text
-        value[control.type] = labels
+        value = _offset_span(start, end, offsets[0], offsets[1], text, control.type, labels)
         return self._add(control, target, value, score=score, id=id)
 
     def paragraph_span(
@@ -143,15 +135,7 @@ class SpanResults(ResultBuilderBase):
         control, target, labels = self._span_control(
             ("paragraphlabels",), ("paragraphs",), label, from_name, to_name
         )
-        value: dict[str, Any] = {
-            "start": str(first),
-            "end": str(last),
-            "startOffset": offset0,
-            "endOffset": offset1,
-        }
-        if text is not None:
-            value["text"] = text
-        value[control.type] = labels
+        value = _offset_span(str(first), str(last), offset0, offset1, text, control.type, labels)
         return self._add(control, target, value, score=score, id=id)
 
     def audio_segment(
@@ -261,3 +245,26 @@ def _check_interval(start: Any, end: Any, what: str) -> tuple[int | float, int |
     if low > high:
         raise ResultError(f"{what} needs finite numbers start <= end, got {start!r}, {end!r}")
     return low, high
+
+
+def _offset_span(
+    start: str,
+    end: str,
+    start_offset: int,
+    end_offset: int,
+    text: str | None,
+    kind: str,
+    labels: list[str],
+) -> dict[str, Any]:
+    """The value of a span between two positions (XPaths or paragraph indexes) with character
+    offsets within them, as HyperText and Paragraphs spans store it."""
+    value: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "startOffset": start_offset,
+        "endOffset": end_offset,
+    }
+    if text is not None:
+        value["text"] = text
+    value[kind] = labels
+    return value
