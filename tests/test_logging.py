@@ -82,32 +82,22 @@ def test_an_access_line_keeps_percent_signs_and_escapes_control_characters(serve
     assert " GET /nowhere%s%d\\nforged 404 " in lines[0]
 
 
-def test_the_time_of_each_line_is_its_own():
-    stream = io.StringIO()
-    saved = [(lg, lg.handlers[:], lg.level) for lg in map(logging.getLogger, LOGGERS)]
-    try:
-        configure_logging(stream=stream)
-        formatter = logging.getLogger().handlers[0].formatter
-        assert formatter is not None
-        records = []
-        for created in (1_000.2, 1_000.9, 1_001.1, 4_600.0):
-            record = logging.makeLogRecord({"msg": "m", "levelno": 20, "levelname": "INFO"})
-            record.created = created
-            records.append(formatter.format(record).split()[0])
-        expected = [
-            logging.Formatter(datefmt="%H:%M:%S").formatTime(
-                logging.makeLogRecord({"created": created}), "%H:%M:%S"
-            )
-            for created in (1_000.2, 1_000.9, 1_001.1, 4_600.0)
-        ]
-        assert records == expected
-        assert len(set(records)) == 3
-    finally:
-        for lg, handlers, level in saved:
-            lg.handlers, lg.level = handlers, level
-        for name in ("relaxml", "uvicorn", "uvicorn.error"):
-            logging.getLogger(name).propagate = True
-        logging.getLogger("uvicorn.access").disabled = False
+def test_the_time_of_each_line_is_its_own(log_output):
+    formatter = logging.getLogger().handlers[0].formatter  # configure_logging's
+    assert formatter is not None
+    records = []
+    for created in (1_000.2, 1_000.9, 1_001.1, 4_600.0):
+        record = logging.makeLogRecord({"msg": "m", "levelno": 20, "levelname": "INFO"})
+        record.created = created
+        records.append(formatter.format(record).split()[0])
+    expected = [
+        logging.Formatter(datefmt="%H:%M:%S").formatTime(
+            logging.makeLogRecord({"created": created}), "%H:%M:%S"
+        )
+        for created in (1_000.2, 1_000.9, 1_001.1, 4_600.0)
+    ]
+    assert records == expected
+    assert len(set(records)) == 3
 
 
 def test_info_is_the_default_level():
