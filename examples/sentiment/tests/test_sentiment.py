@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from examples.conftest import wait_for
 from relaxml import TrainingEvent
 from relaxml._server.loader import load_model_class
 from relaxml.events import RunControl
 
-from .conftest import wait_for
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sentiment"
+EXAMPLE = Path(__file__).resolve().parents[1]
 LABEL_CONFIG = (EXAMPLE / "label_config.xml").read_text()
 TEXTS = [task["data"]["text"] for task in json.loads((EXAMPLE / "tasks.json").read_text())]
 Model = load_model_class(f"{EXAMPLE / 'model.py'}:NaiveBayesSentiment")

@@ -1,0 +1,1 @@
+"""The examples: each folder is a complete ML backend with its own requirements and tests."""
