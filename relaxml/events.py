@@ -10,12 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadRequest
 from .labelstudio._trainingdata import annotated_tasks
 from .labelstudio.client import LabelStudioClient, LabelStudioError
 from .protocol import is_int64, project_id_of
+
+if TYPE_CHECKING:
+    from .labelstudio.media import MediaFetcher
 
 START_TRAINING = "START_TRAINING"
 
@@ -43,8 +47,9 @@ class TrainingEvent:
       caller wrote: read training data with `annotated_tasks()`, which asks Label Studio.
       For coalesced events, True only if every one of them was.
 
-    During a run, `annotated_tasks()` fetches the project's training data from Label Studio
-    and `should_stop()` tells whether the run was cancelled.
+    During a run, `annotated_tasks()` fetches the project's training data from Label Studio,
+    `local_path()` the media a task names, and `should_stop()` tells whether the run was
+    cancelled.
     """
 
     action: str
@@ -78,6 +83,19 @@ class TrainingEvent:
         for task in annotated_tasks(self.control.client, self.project_id, since=since):
             self.control.annotations_used += len(task["annotations"])
             yield task
+
+    def local_path(self, value: str, task: dict[str, Any] | int | None = None) -> Path:
+        """The local file a task-data value points to, as `Context.local_path` gives it to
+        `predict` (the same credential rules, size limit and cache). Blocking.
+
+        Pass the task (or its id) for cloud-storage URIs. Raises `RuntimeError` outside a
+        training run, and `relaxml.labelstudio.MediaError` with what to fix when the file
+        cannot be had.
+        """
+        if self.control is None or self.control.media is None:
+            raise RuntimeError("no media fetcher: local_path works while relaxml trains the model")
+        task_id = task.get("id") if isinstance(task, dict) else task
+        return self.control.media.path(value, task_id=task_id if isinstance(task_id, int) else None)
 
     def should_stop(self) -> bool:
         """True once the run was cancelled: return early (the result will be discarded)."""
@@ -177,10 +195,16 @@ def _first_int(items: list[dict[str, Any]], key: str) -> int | None:
 
 
 class RunControl:
-    """What a running `fit` can reach: Label Studio, the cancel flag, usage counts."""
+    """What a running `fit` can reach: Label Studio, its media, the cancel flag, usage counts."""
 
-    def __init__(self, client: LabelStudioClient | None, last_success: float | None) -> None:
+    def __init__(
+        self,
+        client: LabelStudioClient | None,
+        last_success: float | None,
+        media: MediaFetcher | None = None,
+    ) -> None:
         self.client = client
+        self.media = media
         self.last_success = last_success
         self.cancelled = threading.Event()
         self.annotations_used = 0

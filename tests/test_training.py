@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from relaxml import Context, LabelStudioModel, Prediction, Task, TrainingEvent
@@ -230,3 +231,39 @@ def test_annotated_tasks_pages_through_label_studio(httpserver_tasks):
         assert [t["id"] for t in recent] == [4]
     finally:
         client.close()
+
+
+class ReadsMedia(LabelStudioModel):
+    """Trains on the bytes of the files its annotated tasks name."""
+
+    model_version = "media-0"
+
+    def __init__(self) -> None:
+        self.read: list[bytes] = []
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        return []
+
+    def fit(self, event: TrainingEvent) -> str | None:
+        for task in event.tasks:
+            self.read.append(event.local_path(task["data"]["image"], task).read_bytes())
+        return f"media-{len(self.read)}"
+
+
+def test_fit_reads_a_task_s_media_as_predict_does(serve, tmp_path):
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "a.png").write_bytes(b"first image")
+    model = ReadsMedia()
+    client = serve(model, local_files_root=str(tmp_path))
+    task = {"id": 3, "project": 1, "data": {"image": "/data/local-files/?d=set/a.png"}}
+    body = {"action": "ANNOTATION_CREATED", "project": {"id": 1}, "task": task,
+            "annotation": {"id": 9, "task": 3, "result": []}}  # fmt: skip
+    assert client.post("/webhook", json=body).status_code in (200, 201)
+    wait_for(lambda: client.get("/health").json()["model_version"] == "media-1")
+    assert model.read == [b"first image"]
+
+
+def test_local_path_outside_a_run_says_so():
+    event = TrainingEvent(action="START_TRAINING", project_id=1)
+    with pytest.raises(RuntimeError, match="while relaxml trains"):
+        event.local_path("/data/local-files/?d=a.png")

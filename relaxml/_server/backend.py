@@ -140,6 +140,7 @@ class Backend:
             clients=self.clients,
             projects=self.projects,
             metrics=self.metrics,
+            media=self.media,
             train_every=settings.train_every,
             supervisor=self.supervisor,
         )

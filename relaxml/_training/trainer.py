@@ -29,7 +29,7 @@ from .._metrics import Metrics
 from .._supervise import Supervisor, Wakeup
 from ..errors import describe
 from ..events import ANNOTATION_ACTIONS, START_TRAINING, RunControl, TrainingEvent, merge
-from ..labelstudio._pool import ClientPool
+from ..labelstudio._pool import ClientPool, MediaPool
 from ..projects import ProjectRegistry
 from ..protocol import ascii_int
 from .keeper import ModelKeeper
@@ -50,6 +50,7 @@ class Trainer:
         clients: ClientPool,
         projects: ProjectRegistry,
         metrics: Metrics,
+        media: MediaPool | None = None,
         train_every: int = 1,
         idle: float = 0.5,
         supervisor: Supervisor | None = None,
@@ -59,6 +60,7 @@ class Trainer:
         self.keeper = keeper
         self.clients = clients
         self.projects = projects
+        self.media = media
         self._metrics = metrics
         self.train_every = train_every
         self._idle = idle
@@ -122,12 +124,13 @@ class Trainer:
         """What a run can reach: the project's Label Studio client (None without a usable URL)
         and when the project last trained successfully. Blocking."""
         project = self.projects.by_id(event.project_id)
-        client = self.clients.find(
-            project.hostname if project else None, project.access_token if project else None
-        )
+        hostname = project.hostname if project else None
+        token = project.access_token if project else None
+        client = self.clients.find(hostname, token)
         if client is None:
             logger.warning("training without a Label Studio client (no usable Label Studio URL)")
-        return RunControl(client, self.store.last_success(event.project_key))
+        media = self.media.get(hostname, token) if self.media is not None else None
+        return RunControl(client, self.store.last_success(event.project_key), media)
 
     async def _train(
         self, run_id: int, project: str, payloads: list[dict[str, Any]]
