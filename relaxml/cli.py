@@ -12,6 +12,7 @@ import uvicorn
 from .__about__ import __version__
 from ._datadir.layout import DataDirError, model_identity, prepare
 from ._datadir.sqlite import FILENAME
+from ._offline import commands as offline_commands
 from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
 from ._server.collector import relax_collector
@@ -246,3 +247,7 @@ def versions_use(version: str, data_dir: str) -> None:
     finally:
         store.close()
     click.echo(f"{version} is now current; running servers will swap to it.")
+
+
+main.add_command(offline_commands.predict)
+main.add_command(offline_commands.check)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
+
 from relaxml import Settings, create_app
-from relaxml.cli import serve
+from relaxml.cli import main
 
 from .support.models import Echo
 
@@ -20,14 +23,26 @@ def test_every_setting_is_documented():
         assert f"`{env}`" in text, env
 
 
-def test_every_cli_option_is_documented():
+def commands(group: click.Group, prefix: str = "relaxml") -> Iterator[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from commands(command, f"{prefix} {name}")
+        else:
+            yield f"{prefix} {name}", command
+
+
+def test_every_cli_command_and_option_is_documented():
     text = (DOCS / "cli.md").read_text()
-    for param in serve.params:
-        for opt in getattr(param, "opts", []):
-            if opt.startswith("--"):
-                assert f"`{opt}`" in text, opt
-        if getattr(param, "envvar", None):
-            assert f"`{param.envvar}`" in text, param.envvar
+    found = dict(commands(main))
+    assert {"relaxml serve", "relaxml predict", "relaxml check"} <= found.keys()
+    for name, command in found.items():
+        assert f"{name} " in text, name
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--") and opt != "--help":
+                    assert f"`{opt}`" in text, f"{name} {opt}"
+            if getattr(param, "envvar", None):
+                assert f"`{param.envvar}`" in text, param.envvar
 
 
 def test_every_route_is_documented():

@@ -1,0 +1,140 @@
+"""`relaxml predict` and `relaxml check`: a model over a tasks file, and a predictions file
+against a label config, with no Label Studio."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .._server.loader import LoadError, load_model_class
+from ..labels.labelconfig import LabelConfigError, parse_label_config
+from ..labels.validation import Problem, check_prediction
+from ..model import check_attributes
+from ..settings import Settings
+from .runner import run_model
+from .tasksfile import TasksFileError, read_tasks, write_import
+
+_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command()
+@click.argument("target")
+@click.option(
+    "--tasks",
+    "tasks_path",
+    type=_file,
+    required=True,
+    help="Tasks as Label Studio exports or imports them: a JSON list, an object or JSON lines.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=_file,
+    help="The project's labeling config (XML); every prediction is checked against it.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="predictions.json",
+    show_default=True,
+    help="Where to write the tasks with their predictions, in Label Studio's import format.",
+)
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    help="Directory put first on sys.path to import TARGET's module.",
+)
+def predict(
+    target: str, tasks_path: Path, config_path: Path | None, out_path: Path, app_dir: str
+) -> None:
+    """Run TARGET (`module:Class` or `path/file.py:Class`) on a tasks file, with no Label
+    Studio, and write the tasks with their predictions, ready to import.
+
+    Each prediction is checked against --config as Label Studio's editor reads it; problems are
+    listed and make the exit status 1 (the file is written all the same). Task media is read as
+    the server reads it: files under LOCAL_FILES_DOCUMENT_ROOT, plain URLs, and Label Studio's
+    files when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are set.
+    """
+    try:
+        model_class = load_model_class(target, app_dir)
+        check_attributes(model_class)
+    except (LoadError, TypeError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
+    config = _read_config(config_path)
+    try:
+        tasks = read_tasks(tasks_path)
+    except (TasksFileError, UnicodeDecodeError) as error:
+        raise click.BadParameter(str(error), param_hint="--tasks") from None
+    model = model_class()
+    with click.progressbar(length=len(tasks), label="Predicting", file=sys.stderr) as bar:
+        outcome = run_model(model, tasks, config, Settings.from_env(), progress=bar.update)
+    written = write_import(out_path, tasks, outcome.entries)
+    for index, problems in outcome.problems.items():
+        _report(f"task {tasks[index]['id']}", problems)
+    click.echo(
+        f"{written} predictions for {len(tasks)} tasks written to {out_path} "
+        f"(model version {model.model_version})",
+        err=True,
+    )
+    if outcome.problems:
+        raise SystemExit(1)
+    if config is None:
+        click.echo("not checked: pass --config to check the predictions", err=True)
+
+
+@click.command()
+@click.argument("predictions_path", metavar="PREDICTIONS", type=_file)
+@click.option(
+    "--config",
+    "config_path",
+    type=_file,
+    required=True,
+    help="The project's labeling config (XML).",
+)
+def check(predictions_path: Path, config_path: Path) -> None:
+    """Check a file of tasks with predictions (Label Studio's import or export format, as
+    `relaxml predict` writes it) against a labeling config, as Label Studio's editor reads it.
+
+    Lists every problem with its task and item; the exit status is 1 when there is any.
+    """
+    config = _read_config(config_path)
+    assert config is not None
+    try:
+        tasks = read_tasks(predictions_path)
+    except (TasksFileError, UnicodeDecodeError) as error:
+        raise click.BadParameter(str(error), param_hint="PREDICTIONS") from None
+    count = failed = 0
+    for task in tasks:
+        predictions: Any = task.get("predictions") or []
+        if not isinstance(predictions, list):
+            predictions = [predictions]
+        for number, prediction in enumerate(predictions):
+            count += 1
+            problems = check_prediction(config, prediction)
+            if problems:
+                failed += 1
+                _report(f"task {task['id']}, prediction {number + 1}", problems)
+    click.echo(f"{count - failed} of {count} predictions fit the label config", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+def _read_config(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    config = path.read_text(encoding="utf-8")
+    try:
+        parse_label_config(config)
+    except LabelConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--config") from None
+    return config
+
+
+def _report(where: str, problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(f"{where}: {problem}", err=True)

@@ -1,0 +1,120 @@
+"""Run a model over tasks in this process, as the server would call it, with no Label Studio.
+
+The model is built once; `setup` gets a project with the label config; tasks go to `predict` in
+chunks of the model's `max_batch_size` (32 when it sets none); each output is normalized as
+`/predict` normalizes it, then checked against the label config with `check_prediction`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..context import Context
+from ..labels.validation import Problem, check_prediction
+from ..labelstudio._pool import ClientPool
+from ..labelstudio.media import MediaFetcher
+from ..memo import Memo
+from ..model import LabelStudioModel
+from ..prediction import Entry, normalize
+from ..projects import Project
+from ..protocol import Task
+from ..settings import Settings
+
+DEFAULT_CHUNK = 32
+
+
+@dataclass
+class Outcome:
+    """Each task's entry, in order, and the problems found in them by task position."""
+
+    entries: list[Entry] = field(default_factory=list)
+    problems: dict[int, list[Problem]] = field(default_factory=dict)
+
+
+def run_model(
+    model: LabelStudioModel,
+    tasks: Sequence[dict[str, Any]],
+    label_config: str | None,
+    settings: Settings,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Outcome:
+    """Predict every task with `model`; `progress(n)` after each chunk of n tasks."""
+    project = Project(uid="offline", label_config=label_config)
+    model.setup(project)
+    chunk = model.max_batch_size or DEFAULT_CHUNK
+    source = f"{type(model).__name__}.predict"
+    outcome = Outcome()
+    pool = ClientPool(settings.label_studio_url, settings.label_studio_api_key)
+    with (
+        closing(pool),
+        tempfile.TemporaryDirectory(prefix="relaxml-media-") as cache,
+        _media(pool, settings, Path(cache)) as media,
+    ):
+        context = Context(
+            project=project,
+            label_config=label_config,
+            media=media,
+            memo=Memo(model.memo_entries, model.memo_bytes),
+        )
+        batches = [
+            [_as_task(t) for t in tasks[start : start + chunk]]
+            for start in range(0, len(tasks), chunk)
+        ]
+
+        def take(batch: list[Task], output: object) -> None:
+            entries = normalize(
+                output, len(batch), model_version=model.model_version, source=source
+            )
+            for entry in entries:
+                found = _problems(label_config, entry) if label_config else []
+                if found:
+                    outcome.problems[len(outcome.entries)] = found
+                outcome.entries.append(entry)
+            progress(len(batch))
+
+        if model.predicts_async():
+
+            async def run_all() -> None:  # one event loop for every call, as when served
+                for batch in batches:
+                    take(batch, await model.predict(batch, context))  # type: ignore[misc]
+
+            asyncio.run(run_all())
+        else:
+            for batch in batches:
+                take(batch, model.predict(batch, context))
+    return outcome
+
+
+def _media(pool: ClientPool, settings: Settings, cache: Path) -> MediaFetcher:
+    """Local files under `local_files_root`, plain URLs, and Label Studio's files when
+    `LABEL_STUDIO_URL` and a key are set."""
+    client = pool.find(None, None)
+    root = settings.local_files_root
+    return MediaFetcher(
+        client,
+        cache,
+        max_bytes=settings.media_max_bytes,
+        cache_bytes=settings.media_cache_bytes,
+        local_files_root=Path(root) if root else None,
+        deadline=settings.media_deadline,
+    )
+
+
+def _as_task(item: dict[str, Any]) -> Task:
+    return Task(id=item["id"], data=item["data"], raw=item)
+
+
+def _problems(label_config: str, entry: Entry) -> list[Problem]:
+    predictions = entry if isinstance(entry, list) else [entry]
+    return [
+        problem
+        for prediction in predictions
+        if prediction.get("result")
+        for problem in check_prediction(label_config, prediction)
+    ]
