@@ -136,7 +136,22 @@ def test_labelstudio_all_is_pinned():
     ]
 
 
-@pytest.mark.parametrize("package", ["relaxml.labels", "relaxml.labelstudio"])
+def test_testing_all_is_pinned():
+    import relaxml.testing
+
+    assert relaxml.testing.__all__ == [
+        "FakeLabelStudio",
+        "ServedModel",
+        "assert_predict_response",
+        "assert_prediction",
+        "make_context",
+        "make_task",
+        "serve",
+        "wait_for_training",
+    ]
+
+
+@pytest.mark.parametrize("package", ["relaxml.labels", "relaxml.labelstudio", "relaxml.testing"])
 def test_public_package_names_exist_and_are_documented(package):
     import importlib
 
@@ -177,4 +192,5 @@ def test_only_public_modules_and_packages_lack_an_underscore():
         "projects.py",
         "protocol.py",
         "settings.py",
+        "testing",
     ]
