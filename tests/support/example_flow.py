@@ -16,8 +16,8 @@ from typing import Any
 import requests
 
 from ..conftest import wait_for
-from ..support.labelstudio import LabelStudio
-from ..support.processes import BackendFactory, BackendProcess
+from .labelstudio import LabelStudio
+from .processes import BackendFactory, BackendProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
