@@ -13,6 +13,7 @@ from .__about__ import __version__
 from ._datadir.layout import DataDirError, model_identity, prepare
 from ._datadir.sqlite import FILENAME
 from ._offline import commands as offline_commands
+from ._scaffold import commands as scaffold_commands
 from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
 from ._server.collector import relax_collector
@@ -251,3 +252,4 @@ def versions_use(version: str, data_dir: str) -> None:
 
 main.add_command(offline_commands.predict)
 main.add_command(offline_commands.check)
+main.add_command(scaffold_commands.init)

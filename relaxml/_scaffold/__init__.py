@@ -1,0 +1,1 @@
+"""`relaxml init`: a new backend project from a template."""
