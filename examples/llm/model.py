@@ -164,6 +164,8 @@ class Target:
     data_key: str
     choices: ControlTag | None
     labels: ControlTag | None
+    url: bool = False
+    """The task data holds the text's URL (`valueType="url"`), not the text."""
 
 
 def target_of(label_config: str) -> Target:
@@ -174,7 +176,8 @@ def target_of(label_config: str) -> Target:
         choices = next((c for c in controls if c.type == "choices"), None)
         labels = next((c for c in controls if c.type == "labels"), None)
         if obj.value_key is not None and (choices or labels):
-            return Target(config, obj.name, obj.value_key, choices, labels)
+            url = obj.attrs.get("valueType") == "url"
+            return Target(config, obj.name, obj.value_key, choices, labels, url)
     raise ValueError(
         "the label config has no <Choices> or <Labels> with fixed options on a <Text>: "
         'add one, e.g. <Choices name="topic" toName="text"><Choice value="sports"/>...</Choices>'
@@ -278,13 +281,15 @@ def add_spans(
         starts = occurrences(text, needle)
         if not starts:
             raise InvalidAnswer("text_not_found", f"entity {needle!r} is not in the task's text")
+        known = control.match_label(label)
+        if known is None:
+            names = ", ".join(control.label_names)
+            raise InvalidAnswer("unknown_label", f"{label!r} is not one of {names}")
         for start in starts:
-            end = start + len(needle)
-            if (start, end, label) not in seen:
-                seen.add((start, end, label))
-                build.span(
-                    start, end, label, text=needle, from_name=control.name, to_name=target.to_name
-                )
+            span = (start, start + len(needle), known.name)
+            if span not in seen:
+                seen.add(span)
+                build.span(*span, text=needle, from_name=control.name, to_name=target.to_name)
 
 
 class LLM(LabelStudioModel):
@@ -307,18 +312,21 @@ class LLM(LabelStudioModel):
         if not context.label_config:
             return [None] * len(tasks)
         target = target_of(context.label_config)
-        futures = [self.pool.submit(self.label_task, task, target) for task in tasks]
+        futures = [self.pool.submit(self.label_task, task, target, context) for task in tasks]
         try:
             return [future.result() for future in futures]
-        except EndpointError:
+        except BaseException:  # the endpoint failed: so does the call
             cancel(futures)
             raise
 
-    def label_task(self, task: Task, target: Target) -> Prediction | None:
+    def label_task(self, task: Task, target: Target, context: Context) -> Prediction | None:
         """Ask about one task; None (and a warning) when its answer is refused."""
         text = task.data.get(target.data_key)
+        if isinstance(text, str) and target.url:
+            text = context.read_text(text, task)
         if not isinstance(text, str) or not text.strip():
             self.count("no_text")
+            logger.warning("task %s: no text under $%s", task.id, target.data_key)
             return None
         try:
             content = self.endpoint.ask(self.session(), messages_for(target, text))

@@ -67,6 +67,8 @@ class FakeLLM:
         self.default: Callable[[str], Reply] = lambda text: Reply('{"choice": "positive"}')
         self.requests: list[tuple[dict[str, Any], dict[str, str]]] = []
         self.closing = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -100,7 +102,13 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self.answer(404, {"error": "not found"})
                 return
             reply = fake.reply(body)
-            if reply.delay and fake.closing.wait(reply.delay):
+            with fake.lock:
+                fake.in_flight += 1
+                fake.most_in_flight = max(fake.most_in_flight, fake.in_flight)
+            closing = reply.delay and fake.closing.wait(reply.delay)
+            with fake.lock:
+                fake.in_flight -= 1
+            if closing:
                 return
             if reply.status != 200:  # a careless server echoes the credentials it got
                 auth = self.headers.get("Authorization")
@@ -250,7 +258,7 @@ def test_invalid_answers_are_logged_counted_and_never_stored(serve, fake, caplog
             m.startswith(f"task {task_id}: refused") and f"({kind})" in m for m in warnings
         ), warnings
     assert any("'Globex' is not in the task's text" in m for m in warnings)
-    assert any("'PERSON' is not a label of Labels 'ner'" in m for m in warnings)
+    assert any("'PERSON' is not one of PER, ORG" in m for m in warnings)
     assert KEY not in caplog.text
 
 
@@ -299,6 +307,37 @@ def test_an_unreachable_endpoint_and_a_config_without_controls_are_clear_errors(
     )
     with pytest.raises(ValueError, match="set OPENAI_MODEL"):
         Endpoint.from_env({})
+
+
+def test_multiple_choices_from_a_text_file_with_at_most_llm_parallel_calls_at_once(
+    serve, fake, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("LLM_PARALLEL", "2")
+    config = """<View>
+  <Text name="doc" value="$doc" valueType="url"/>
+  <Choices name="tags" toName="doc" choice="multiple">
+    <Choice value="urgent"/>
+    <Choice value="billing"/>
+    <Choice value="spam"/>
+  </Choices>
+</View>"""
+    for i in range(6):
+        (tmp_path / f"mail{i}.txt").write_text(f"Invoice {i} overdue, pay now")
+    fake.default = lambda text: Reply('{"choices": ["urgent", "Billing"]}', delay=0.2)
+    client = serve(LLM, local_files_root=str(tmp_path), delivery="inline")
+    tasks = [{"id": i + 1, "data": {"doc": f"/data/local-files/?d=mail{i}.txt"}} for i in range(6)]
+    answer = client.post(
+        "/predict", json={"project": "3.1", "label_config": config, "tasks": tasks}
+    )
+    for result in results(answer):
+        assert [r["value"] for r in result["result"]] == [{"choices": ["urgent", "billing"]}]
+        assert check_prediction(config, result) == []
+    assert fake.most_in_flight == 2
+    prompts = fake.prompts()
+    assert sorted(p.split("Text:\n")[1] for p in prompts) == [
+        f"Invoice {i} overdue, pay now" for i in range(6)
+    ]
+    assert 'pick every choice that applies among "urgent", "billing", "spam"' in prompts[0]
 
 
 def test_without_a_key_no_authorization_header_is_sent_and_json_mode_can_be_off(
