@@ -16,10 +16,8 @@ gets an empty prediction. An endpoint that cannot be reached, times out or answe
 error fails the call with an `EndpointError` (a JSON 500 naming the endpoint; background jobs
 retry task by task), so a passing outage is never recorded as "no prediction".
 
-Environment: OPENAI_BASE_URL (default http://127.0.0.1:8000/v1), OPENAI_MODEL (required),
-OPENAI_API_KEY (optional; sent as a Bearer token, never logged), LLM_TIMEOUT (seconds per
-call, default 60), LLM_PARALLEL (tasks asked at once, default 4), LLM_JSON_MODE (send
-`response_format={"type": "json_object"}`, default true).
+Environment: OPENAI_BASE_URL, OPENAI_MODEL (required), OPENAI_API_KEY (optional, never
+logged), LLM_TIMEOUT, LLM_PARALLEL, LLM_JSON_MODE; README.md describes them.
 
 Serve it:  OPENAI_MODEL=<name> relaxml serve examples/llm/model.py:LLM
 README.md (beside this file) says more.
@@ -34,7 +32,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -316,7 +314,9 @@ class LLM(LabelStudioModel):
         try:
             return [future.result() for future in futures]
         except BaseException:  # the endpoint failed: so does the call
-            cancel(futures)
+            for future in futures:
+                future.cancel()  # those not started yet; wait for the running ones
+            wait(futures)
             raise
 
     def label_task(self, task: Task, target: Target, context: Context) -> Prediction | None:
@@ -355,12 +355,3 @@ class LLM(LabelStudioModel):
         """Count one task's outcome in `outcomes`."""
         with self.lock:
             self.outcomes[outcome] += 1
-
-
-def cancel(futures: list[Future[Prediction | None]]) -> None:
-    """Cancel the calls not started yet and wait for the running ones."""
-    for future in futures:
-        future.cancel()
-    for future in futures:
-        if not future.cancelled():
-            future.exception()

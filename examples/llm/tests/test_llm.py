@@ -262,12 +262,16 @@ def test_invalid_answers_are_logged_counted_and_never_stored(serve, fake, caplog
     assert KEY not in caplog.text
 
 
-def test_an_endpoint_error_fails_the_call_clearly_and_the_server_keeps_serving(serve, fake, caplog):
+def test_an_endpoint_error_fails_the_call_clearly_and_the_server_keeps_serving(
+    serve, fake, caplog, monkeypatch
+):
     caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("LLM_PARALLEL", "1")
     fake.script["fails"] = Reply(status=500)
-    client = serve(LLM)
-    answer = predict(client, CLASSIFY, "fine", "fails")
+    client = serve(LLM, delivery="inline")
+    answer = predict(client, CLASSIFY, "fine", "fails", *(f"later {i}" for i in range(8)))
     assert answer.status_code == 500
+    assert len(fake.requests) <= 3  # the calls not started when it failed were cancelled
     error = answer.json()
     assert error["error"] == "model_error"
     assert f"{fake.base_url}/chat/completions answered HTTP 500" in error["detail"]
