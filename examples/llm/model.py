@@ -332,13 +332,15 @@ class LLM(LabelStudioModel):
             content = self.endpoint.ask(self.session(), messages_for(target, text))
             prediction = build_prediction(target, text, parse_answer(content))
         except InvalidAnswer as bad:
-            self.count(bad.kind)
+            refused = self.count(bad.kind)
             logger.warning(
-                "task %s: refused the answer of %s (%s): %s; no prediction stored",
+                "task %s: refused the answer of %s (%s): %s; no prediction stored "
+                "(%d of %d answers refused so far)",
                 task.id,
                 self.endpoint.model,
                 bad.kind,
                 self.endpoint.scrub(bad.detail),
+                *refused,
             )
             return None
         self.count("valid")
@@ -351,7 +353,9 @@ class LLM(LabelStudioModel):
             session = self.sessions.session = requests.Session()
         return session
 
-    def count(self, outcome: str) -> None:
-        """Count one task's outcome in `outcomes`."""
+    def count(self, outcome: str) -> tuple[int, int]:
+        """Count one task's outcome in `outcomes`; the answers refused and received so far."""
         with self.lock:
             self.outcomes[outcome] += 1
+            received = self.outcomes.total() - self.outcomes["no_text"]
+            return received - self.outcomes["valid"], received

@@ -258,6 +258,10 @@ def test_invalid_answers_are_logged_counted_and_never_stored(serve, fake, caplog
             m.startswith(f"task {task_id}: refused") and f"({kind})" in m for m in warnings
         ), warnings
     assert any("'Globex' is not in the task's text" in m for m in warnings)
+    assert any(
+        m.endswith(("(5 of 5 answers refused so far)", "(5 of 6 answers refused so far)"))
+        for m in warnings
+    )
     assert any("'PERSON' is not one of PER, ORG" in m for m in warnings)
     assert KEY not in caplog.text
 
