@@ -137,14 +137,17 @@ class Detector:
     trained: bool = True
 
     @classmethod
-    def from_examples(cls, examples: Iterable[Example], labels: Iterable[str] = ()) -> Detector:
-        """The colour tables of `examples`; the prior (for the first of `labels`) without any."""
+    def prior(cls, labels: tuple[str, ...]) -> Detector:
+        """The untrained detector: the brown prior, for the first of `labels` only."""
+        tables = {label: prior_table() for label in labels[:1]}
+        return cls(tables, dict.fromkeys(tables, PRIOR_AREA), trained=False)
+
+    @classmethod
+    def from_examples(cls, examples: Iterable[Example]) -> Detector:
+        """The colour tables learnt from `examples` (untrained without any)."""
         examples = list(examples)
         if not examples:
-            first = next(iter(labels), None)
-            if first is None:
-                return cls({}, {}, trained=False)
-            return cls({first: prior_table()}, {first: PRIOR_AREA}, trained=False)
+            return cls({}, {}, trained=False)
         inside: dict[str, Counts] = {}
         outside = np.zeros(N_BINS)
         smallest: dict[str, float] = {}
@@ -241,7 +244,7 @@ class Squirrel(LabelStudioModel):
         target = target_of(context.label_config)
         detector = self.detector  # one consistent snapshot, even while fit runs
         if not detector.trained:
-            detector = Detector.from_examples([], target.labels)
+            detector = Detector.prior(target.labels)
         return [self.detect(task, target, detector, context) for task in tasks]
 
     def detect(
