@@ -110,7 +110,7 @@ def colour_bins(rgb: NDArray[np.uint8]) -> tuple[NDArray[np.intp], float]:
 
 def prior_table() -> Counts:
     """The untrained model: saturated, mid-bright, orange-to-brown colours score 0.75."""
-    hue = np.arange(BINS[0])[:, None, None] * 180 / BINS[0]
+    hue = np.arange(BINS[0])[:, None, None] * 180 / BINS[0]  # OpenCV's half degrees
     sat = np.arange(BINS[1])[None, :, None] * 256 / BINS[1]
     val = np.arange(BINS[2])[None, None, :] * 256 / BINS[2]
     brown = (hue >= 0) & (hue < 25) & (sat >= 96) & (val >= 64) & (val < 224)

@@ -293,7 +293,9 @@ def test_a_config_without_rectangle_labels_on_an_image_is_refused(serve):
     assert "RectangleLabels" in answer.text
 
 
-def test_readme_shows_the_bundled_config():
+def test_readme_shows_the_bundled_config_and_its_links_resolve():
     readme = (EXAMPLE / "README.md").read_text()
     assert LABEL_CONFIG.strip() in readme
     assert "relaxml serve examples/squirrel/model.py:Squirrel" in readme
+    for target in re.findall(r"\]\(([^)#:]+\.md)\)", readme):
+        assert (EXAMPLE / target).is_file(), target
