@@ -309,7 +309,9 @@ class Squirrel(LabelStudioModel):
         value = data.get(target.data_key) if isinstance(data, dict) else None
         if not isinstance(task_id, int) or not isinstance(value, str):
             return None
-        own = task.get("annotations") or [a for a in carried if a.get("task") == task_id]
+        own = task.get("annotations") or [
+            a for a in carried if isinstance(a, dict) and a.get("task") == task_id
+        ]
         boxes = last_boxes(own, target)
         if boxes is None:
             return None
