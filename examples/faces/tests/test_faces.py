@@ -77,10 +77,6 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union
 
 
-def centre(box: tuple[float, ...]) -> tuple[float, float]:
-    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-
-
 @pytest.fixture
 def media(tmp_path: Path) -> Path:
     folder = tmp_path / "media"
@@ -280,7 +276,9 @@ def measure(folder: Path) -> dict[str, Any]:
     path = folder / "astronaut.png"
     write_png(folder, path.name, skdata.astronaut())
     model = Faces()
-    [found] = model.detector.detect(read_gray(path))  # type: ignore[arg-type]
+    gray = read_gray(path)
+    assert gray is not None
+    [found] = model.detector.detect(gray)
     x, y, w, h = found.face.box
     box = (x, y, x + w, y + h)
     eyes = sorted(found.eyes, key=lambda e: e.box[0])
@@ -288,7 +286,7 @@ def measure(folder: Path) -> dict[str, Any]:
     wall, cpu = [], []
     for _ in range(TIMING_RUNS + 1):  # the first run warms up
         started, used = time.perf_counter(), time.process_time()
-        model.detector.detect(read_gray(path))  # type: ignore[arg-type]
+        model.detector.detect(read_gray(path))  # type: ignore[arg-type]  # decoded above
         cpu.append((time.process_time() - used) * 1000)
         wall.append((time.perf_counter() - started) * 1000)
     return {
