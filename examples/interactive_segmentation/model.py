@@ -232,6 +232,7 @@ def grabcut(pixels: NDArray[np.uint8], mask: NDArray[np.uint8], iterations: int)
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     no_rect = (0, 0, 0, 0)  # the mask says it all (GC_INIT_WITH_MASK)
+    cv2.setRNGSeed(0)  # GrabCut's k-means draws from OpenCV's RNG: the same prompts, same mask
     cv2.grabCut(
         pixels, mask, no_rect, background_model, foreground_model, iterations, cv2.GC_INIT_WITH_MASK
     )
