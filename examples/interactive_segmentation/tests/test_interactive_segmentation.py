@@ -20,7 +20,7 @@ import pytest
 from relaxml import check_prediction
 from relaxml.labels import parse_prompts, rle_to_array
 
-from ..model import InteractiveSegmentation, PreparedImage, prepare, segment, target_of
+from ..model import InteractiveSegmentation, PreparedImage, prepare, segment
 
 EXAMPLE = Path(__file__).resolve().parents[1]
 LABEL_CONFIG = (EXAMPLE / "label_config.xml").read_text()
@@ -235,10 +235,43 @@ def test_an_ordinary_call_gets_no_prediction(served):
     assert not answer.get("result")
 
 
-def test_a_config_without_brush_labels_on_the_image_says_what_to_add():
-    config = LABEL_CONFIG.replace("BrushLabels", "PolygonLabels")
-    with pytest.raises(ValueError, match="no <BrushLabels> on an <Image>: add one"):
-        target_of(config)
+def test_bad_input_fails_the_call_with_a_message_saying_what_is_wrong(served):
+    client, folder = served
+    (folder / "notes.png").write_text("not an image")
+    click = {"context": {"result": [keypoint(*ON_OBJECT, (WIDTH, HEIGHT))]}}
+    body = {"tasks": [{"id": 1, "data": {"image": "/data/local-files/?d=notes.png"}}]}
+    body |= {"project": "1.1", "params": click}
+    no_brush = LABEL_CONFIG.replace("BrushLabels", "PolygonLabels")
+    answer = client.post("/predict", json={**body, "label_config": no_brush})
+    assert answer.status_code == 500
+    assert "no <BrushLabels> on the image 'image': add one" in answer.json()["detail"]
+    answer = client.post("/predict", json={**body, "label_config": LABEL_CONFIG})
+    assert answer.status_code == 500
+    assert "cannot decode notes.png as an image" in answer.json()["detail"]
+
+
+def test_a_label_marked_negative_in_the_config_works_like_an_alt_click(served):
+    client, folder = served
+    config = LABEL_CONFIG.replace(
+        '<Label value="Object" smart="true" background="#ff7f0e"/>\n  </KeyPointLabels>',
+        '<Label value="Object" smart="true" background="#ff7f0e"/>\n'
+        '    <Label value="Not this" negative="true"/>\n  </KeyPointLabels>',
+    )
+    assert 'value="Not this"' in config
+    scene = draw(1, neighbour=True)
+    negative = keypoint(*ON_NEIGHBOUR, scene.size)  # a plain click, with the negative label
+    negative["value"]["keypointlabels"] = negative["value"]["labels"] = ["Not this"]
+    image = write(folder, "labelled.png", scene)
+    body = {"tasks": [{"id": 1, "data": {"image": image}}], "project": "1.1"}
+    body |= {"label_config": config}
+    body["params"] = {"context": {"result": [keypoint(*ON_OBJECT, scene.size), negative]}}
+    [answer] = client.post("/predict", json=body).json()["results"]
+    assert check_prediction(config, answer) == []
+    [item] = answer["result"]
+    assert item["value"]["brushlabels"] == ["Object"]
+    found = rle_to_array(item["value"]["rle"], *scene.size)[:, :, 3] > 0
+    assert covered(found, scene.neighbour) < 0.01
+    assert iou(found, scene.object) > 0.95
 
 
 # --- the README's figures ---------------------------------------------------------------------
