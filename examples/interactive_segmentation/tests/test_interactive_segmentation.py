@@ -320,5 +320,8 @@ def test_the_readme_figures_are_what_the_model_measures():
         assert float(quoted[case]) == pytest.approx(value, abs=0.005), case
 
 
-def test_the_readme_shows_the_bundled_config():
-    assert LABEL_CONFIG.strip() in README.read_text()
+def test_the_readme_shows_the_bundled_config_and_its_links_resolve():
+    readme = README.read_text()
+    assert LABEL_CONFIG.strip() in readme
+    for target in re.findall(r"\]\(([^)#:]+\.md)\)", readme):
+        assert (EXAMPLE / target).is_file(), target
