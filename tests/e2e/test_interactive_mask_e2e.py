@@ -1,10 +1,12 @@
 """A smart keypoint in Label Studio 1.23.2's editor gets a brush mask from a served model.
 
 The project has an image, `KeyPointLabels smart="true"` and `BrushLabels` with the same label;
-relaxml serves `tests/support/flood_model.py:FloodFill` (a flood fill from the points) as the
-interactive backend, and the labeling page runs in headless Chromium with Auto-Annotation on.
-The 320x240 image is white with a pure red 120x120 square joined to a darker red one: a click
-in the red square fills both (240x120 image pixels), an Alt-click (a negative point) in the
+relaxml serves the interactive segmentation example
+(`examples/interactive_segmentation/model.py:InteractiveSegmentation`, GrabCut from the points)
+as the interactive backend, and the labeling page runs in headless Chromium with
+Auto-Annotation on. The 320x240 image (`tests/support/flood_model.py` `scene()`) is white with
+a pure red 120x120 square joined to a darker red one, about 10 CIELAB units apart: a click in
+the red square takes both (240x120 image pixels), an Alt-click (a negative point) in the
 darker one takes it away (120x120 left). The mask's blue pixels on the editor's canvas must
 cover those areas, scaled as the editor shows the image, within 3 canvas pixels at the edges
 and 3% in count.
@@ -37,6 +39,7 @@ from ..support.labelstudio import LabelStudio
 from .conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "examples" / "interactive_segmentation" / "model.py"
 
 CONFIG = """<View>
   <Image name="image" value="$image"/>
@@ -138,7 +141,7 @@ def test_a_click_gets_a_mask_and_a_negative_click_shrinks_it(
     browser_ready, label_studio, backend_factory, free_port, tmp_path: Path
 ):
     ls = label_studio
-    argv = [sys.executable, "-m", "relaxml", "serve", "tests.support.flood_model:FloodFill"]
+    argv = [sys.executable, "-m", "relaxml", "serve", f"{MODEL}:InteractiveSegmentation"]
     argv += ["--host", "127.0.0.1", "--port", str(free_port)]
     env = {"PYTHONPATH": str(ROOT), "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token}
     backend = backend_factory(argv, env, free_port)
@@ -184,7 +187,8 @@ def test_a_click_gets_a_mask_and_a_negative_click_shrinks_it(
         )
         accepted = poll(lambda: page.evaluate(BLUE), timeout=10)
 
-    keypoint, brush = ["keypointregion", "Object", None], ["brushregion", "Object", 0.9]
+    # GrabCut gives no confidence, so the example's masks carry no score.
+    keypoint, brush = ["keypointregion", "Object", None], ["brushregion", "Object", None]
     assert first_state == {"regions": [keypoint], "suggestions": [brush]}
     assert second_state == {"regions": [keypoint, keypoint], "suggestions": [brush]}
 
