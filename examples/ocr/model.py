@@ -1,29 +1,17 @@
 """OCR for Label Studio with Tesseract: one box and one transcription per line of text.
 
-Label config (Label Studio's OCR template; any Image with a rectangle tool and a per-region
-TextArea works):
+Label config: Label Studio's OCR template (`label_config.xml` beside this file), or any
+`<Image>` with a `<Rectangle>` (and `<Labels>`) or `<RectangleLabels>`, and a
+`<TextArea perRegion="true">` on it.
 
-    <View>
-      <Image name="image" value="$ocr"/>
-      <Labels name="label" toName="image">
-        <Label value="Text"/>
-        <Label value="Handwriting"/>
-      </Labels>
-      <Rectangle name="bbox" toName="image"/>
-      <TextArea name="transcription" toName="image" editable="true" perRegion="true"/>
-    </View>
+`predict` runs Tesseract (`pytesseract.image_to_data`) on the task's image and returns, per line
+it reads, a rectangle with a label and the line's text in the TextArea (same region id), scored
+by the mean of Tesseract's word confidences (0..1).
 
-`predict` runs Tesseract (`pytesseract.image_to_data`) on the task's image, groups its words
-into lines and returns, per line, a rectangle with a label and the line's text in the
-TextArea (same region id), scored by Tesseract's mean word confidence (0..1).
-
-Tesseract itself is not retrained. What `fit` learns from annotations, for every annotated
-region that overlaps a line Tesseract reads on the same image:
-
-- corrections: the words annotators transcribe differently from what Tesseract read
-  (Tesseract's misreadings, or house rules such as `Qty` -> `Quantity`), applied when the same
-  word is recognised again (the most frequent transcription of a word wins);
-- labels: which label annotators give to lines with a given word, used for new lines.
+Tesseract itself is not retrained. From each annotated region that overlaps a line Tesseract
+reads on the same image, `fit` learns corrections (words annotators write differently from what
+Tesseract read: misreadings, or house rules such as `Qty` -> `Quantity`; applied when the word
+is read again) and labels (which label annotators give to lines with a given word).
 
 Training follows the sentiment example: START_TRAINING refits from Label Studio's API, annotation
 events add what they carry, unauthenticated payloads are never trained on. Each change gives a
@@ -70,7 +58,9 @@ MATCH_IOU = 0.3
 
 @dataclass(frozen=True)
 class Target:
-    """Where predictions go: the Image's data key, the box and text controls, the labels."""
+    """Where predictions go: the Image (and its data key), the control the boxes are written
+    with (a `RectangleLabels`, the `Labels` beside a `Rectangle`, or a bare `Rectangle`), the
+    per-region TextArea, and the labels a line may get (none for a bare `Rectangle`)."""
 
     config: LabelConfig
     data_key: str
@@ -78,7 +68,6 @@ class Target:
     box_control: str
     text_control: str
     labels: tuple[str, ...]
-    """The labels a line may get (empty for a bare `Rectangle` without `Labels`)."""
 
 
 def target_of(label_config: str) -> Target:
@@ -92,9 +81,11 @@ def target_of(label_config: str) -> Target:
         texts = [c for c in controls if c.type == "textarea" and c.per_region]
         if not boxes or not texts:
             continue
-        labelled = [c for c in controls if c.type in ("rectanglelabels", "labels")]
-        labels = labelled[0].label_names if labelled and not labelled[0].dynamic_labels else ()
-        return Target(config, image.value_key, image.name, boxes[0].name, texts[0].name, labels)
+        tool = boxes[0]
+        if tool.type == "rectangle":  # a Labels beside it gives its boxes their labels
+            tool = next((c for c in controls if c.type == "labels"), tool)
+        labels = () if tool.type == "rectangle" or tool.dynamic_labels else tool.label_names
+        return Target(config, image.value_key, image.name, tool.name, texts[0].name, labels)
     raise ValueError(
         "the label config needs an <Image> with a <Rectangle> (or <RectangleLabels>) and a "
         '<TextArea perRegion="true"> on it: add them to use this model'
@@ -132,6 +123,13 @@ def read_lines(image: Image.Image, lang: str = "eng", config: str = "--psm 3") -
         line_words = tuple(text for text, _ in found)
         lines.append(Line(line_words, boxes[key], min(1.0, max(0.0, confidence))))
     return sorted(lines, key=lambda line: (line.box[1], line.box[0]))
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """An image file as RGB (Tesseract reads grey levels; palettes and alpha are flattened)."""
+    with Image.open(path) as opened:
+        image: Image.Image = opened.convert("RGB")
+    return image
 
 
 def iou(a: Box, b: Box) -> float:
@@ -173,7 +171,8 @@ class Lexicon:
                 labels[word][pair.label or ""] += 1
         corrections = {}
         for read, counter in votes.items():
-            best = max(sorted(counter), key=lambda w: counter[w])
+            # the most frequent writing; on a tie, the word as read, then alphabetical order
+            best = min(sorted(counter), key=lambda w: (-counter[w], w != read))
             if best != read:
                 corrections[read] = best
         return cls(corrections, dict(labels))
@@ -298,14 +297,18 @@ class OCR(LabelStudioModel):
         value = task.data.get(target.data_key)
         if not isinstance(value, str):
             return None
-        with Image.open(context.local_path(value, task)) as opened:
-            image = opened.convert("RGB")
+        image = open_rgb(context.local_path(value, task))
         build = ResultBuilder(target.config)
         for line in read_lines(image):
             words = lexicon.correct(line.words)
             label = lexicon.label(words, target.labels)
             box = build.rectangle(
-                line.box, label, image_size=image.size, to_name=target.image, score=line.confidence
+                line.box,
+                label,
+                image_size=image.size,
+                from_name=target.box_control,
+                to_name=target.image,
+                score=line.confidence,
             )
             text = " ".join(words)
             build.textarea(text, from_name=target.text_control, region=box, score=line.confidence)
@@ -337,12 +340,12 @@ class OCR(LabelStudioModel):
                 value = data.get(target.data_key) if isinstance(data, dict) else None
                 if not isinstance(task_id, int) or not isinstance(value, str):
                     continue
-                with Image.open(event.local_path(value, task)) as opened:
-                    image = opened.convert("RGB")
+                image = open_rgb(event.local_path(value, task))
                 annotations = [*carried, *(task.get("annotations") or [])]
                 regions = annotated_regions(annotations, target, task_id, image.size)
-                if regions:
-                    pairs[task_id] = pairs_of(image, regions)
+                pairs[task_id] = pairs_of(image, regions)  # replaces what the task taught
+                if not pairs[task_id]:
+                    del pairs[task_id]
             if pairs == self.pairs:
                 return None
             self.pairs = pairs

@@ -180,6 +180,38 @@ def test_unauthenticated_annotation_payloads_are_not_trained_on(tmp_path):
     assert model.lexicon.corrections == {}
 
 
+OTHER_CONFIGS = {
+    "RectangleLabels": """<View><Image name="scan" value="$image"/>
+      <RectangleLabels name="lines" toName="scan"><Label value="Printed"/></RectangleLabels>
+      <TextArea name="text" toName="scan" perRegion="true"/></View>""",
+    "bare Rectangle": """<View><Image name="scan" value="$image"/>
+      <Rectangle name="box" toName="scan"/>
+      <TextArea name="text" toName="scan" perRegion="true"/></View>""",
+}
+
+
+@pytest.mark.parametrize("kind", OTHER_CONFIGS)
+def test_other_configs_get_their_own_names_and_labels(serve, tmp_path, kind):
+    config = OTHER_CONFIGS[kind]
+    page = write_page(tmp_path, "page.png", ["Order 12 shipped"])
+    client = serve(OCR, local_files_root=str(tmp_path))
+    tasks = [{"id": 1, "data": {"image": "/data/local-files/?d=page.png"}}]
+    answer = client.post("/predict", json={"label_config": config, "tasks": tasks})
+    assert answer.status_code == 200, answer.text
+    (result,) = answer.json()["results"]
+    assert check_prediction(target_of(config).config, result) == []
+    box, text = result["result"]
+    assert (box["to_name"], text["from_name"], text["value"]["text"]) == (
+        "scan",
+        "text",
+        page.lines,
+    )
+    if kind == "RectangleLabels":
+        assert (box["from_name"], box["value"]["rectanglelabels"]) == ("lines", ["Printed"])
+    else:
+        assert (box["from_name"], box["type"]) == ("box", "rectangle")
+
+
 def test_a_config_without_a_per_region_textarea_is_refused_with_what_to_add():
     config = '<View><Image name="image" value="$ocr"/><Rectangle name="b" toName="image"/></View>'
     with pytest.raises(ValueError, match=r'<TextArea perRegion="true">'):
