@@ -14,7 +14,7 @@ from examples.conftest import wait_for
 from relaxml import ResultBuilder, TrainingEvent, check_prediction
 from relaxml.events import RunControl
 
-from ..model import OCR, iou, read_lines, target_of
+from ..model import OCR, Lexicon, Pair, iou, read_lines, target_of
 from .pages import BENCHMARK, Page, abbreviated_pages, benchmark_pages, render_page
 
 EXAMPLE = Path(__file__).resolve().parents[1]
@@ -210,6 +210,22 @@ def test_other_configs_get_their_own_names_and_labels(serve, tmp_path, kind):
         assert (box["from_name"], box["value"]["rectanglelabels"]) == ("lines", ["Printed"])
     else:
         assert (box["from_name"], box["type"]) == ("box", "rectangle")
+
+
+def test_corrections_follow_the_most_frequent_writing_and_ties_keep_the_word_as_read():
+    def pair(read: str, written: str) -> Pair:
+        return Pair(tuple(read.split()), tuple(written.split()), None)
+
+    lexicon = Lexicon.learn(
+        [
+            pair("Qty 3 Amt 1.00", "Quantity 3 Amount 1.00"),
+            pair("Qty 4 Amt 2.00", "Quantity 4 Amt 2.00"),  # Amt: once each way, a tie
+            pair("Qty 5", "Qty. 5"),
+            pair("Tota1 due", "Total amount due"),  # an insertion: nothing aligned word by word
+        ]
+    )
+    assert lexicon.corrections == {"Qty": "Quantity"}
+    assert lexicon.correct(["Qty", "9", "Amt"]) == ["Quantity", "9", "Amt"]
 
 
 def test_a_config_without_a_per_region_textarea_is_refused_with_what_to_add():
