@@ -9,7 +9,7 @@ from typing import Any
 from examples.ocr.tests.pages import Page, render_page
 from relaxml import check_prediction, parse_label_config
 
-from .example_flow import label_config, serve_example, upload
+from ..support.example_flow import label_config, serve_example, upload
 
 TRAIN_PAGE = ["Invoice 2041", "Qty 3 Amt 12.50", "Signed Jane Smith"]
 WRITTEN = ["Invoice 2041", "Quantity 3 Amount 12.50", "Signed Jane Smith"]
