@@ -104,15 +104,20 @@ def spans_of(result: dict[str, Any]) -> list[Span]:
 
 
 def labels_region(text: str, start: int, end: int, label: str) -> dict[str, Any]:
-    """A span as the editor sends it in `params.context.result` when the annotator labels it."""
+    """A span as Label Studio 1.23.2's editor sends it in `params.context.result` when the
+    annotator labels it with Auto-Annotation on; seen from the editor for "Acme Corp" in the
+    last task of tasks.json:
+    `{"value": {"start": 0, "end": 9, "text": "Acme Corp", "labels": ["ORG"]},
+    "id": "ZN54Ac17Hc", "from_name": "label", "to_name": "text", "type": "labels",
+    "origin": "manual"}`."""
     value = {"start": start, "end": end, "text": text[start:end], "labels": [label]}
     return {
-        "id": "r1",
+        "value": value,
+        "id": "ZN54Ac17Hc",
         "from_name": "label",
         "to_name": "text",
         "type": "labels",
         "origin": "manual",
-        "value": value,
     }
 
 
