@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import pytest
 
 from relaxml import Settings, create_app
 from relaxml.cli import main
@@ -58,6 +59,14 @@ def test_every_page_is_linked_from_the_index():
             assert f"({page.name})" in index, page.name
 
 
+def test_the_site_nav_follows_the_index():
+    """mkdocs.yml's nav lists the index, then every page in the order of the index's table."""
+    config = (DOCS.parent / "mkdocs.yml").read_text()
+    nav = re.findall(r"^  - (?:[^:\n]+: )?([\w-]+\.md)$", config.split("\nnav:\n")[1], re.M)
+    table = re.findall(r"^\| \[([\w-]+\.md)\]\(", (DOCS / "index.md").read_text(), re.M)
+    assert nav == ["index.md", *table]
+
+
 def test_relative_links_resolve():
     for page in [*DOCS.glob("*.md"), DOCS.parent / "README.md"]:
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", page.read_text()):
@@ -84,3 +93,33 @@ def test_the_docs_import_only_public_names_and_every_one_exists():
                     assert hasattr(module, name), f"{where} {name}"
             seen += 1
     assert seen > 10
+
+
+RUNNABLE = re.compile(r"^<!-- runnable -->\n```python\n(.*?)^```$", re.M | re.S)
+
+
+def runnable_blocks() -> list[tuple[str, str]]:
+    """(where, code) for every Python block of docs/ marked `<!-- runnable -->` on the line
+    before its fence."""
+    blocks = []
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text()
+        for match in RUNNABLE.finditer(text):
+            line = text.count("\n", 0, match.start(1)) + 1
+            blocks.append((f"{page.name}:{line}", match.group(1)))
+    return blocks
+
+
+def test_runnable_blocks_are_marked_as_documented():
+    """The marker sits right before a ```python fence; a misplaced one would be skipped."""
+    for page in DOCS.glob("*.md"):
+        text = page.read_text()
+        assert text.count("<!-- runnable -->") == len(RUNNABLE.findall(text)), page.name
+    assert len(runnable_blocks()) >= 20
+
+
+@pytest.mark.parametrize(("where", "code"), [pytest.param(*b, id=b[0]) for b in runnable_blocks()])
+def test_a_runnable_block_runs(where: str, code: str, tmp_path: Path, monkeypatch) -> None:
+    """Each marked block runs as shown, alone, in a fresh namespace and an empty directory."""
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, where, "exec"), {"__name__": "__docs__"})
