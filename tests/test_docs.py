@@ -46,6 +46,16 @@ def test_every_cli_command_and_option_is_documented():
                 assert f"`{param.envvar}`" in text, param.envvar
 
 
+def test_cli_md_names_no_option_the_commands_lack():
+    """The reverse check: an option renamed or removed in the code goes from the docs too."""
+    known = {opt for param in main.params for opt in getattr(param, "opts", [])}
+    for _name, command in commands(main):
+        known.update(opt for param in command.params for opt in getattr(param, "opts", []))
+    documented = set(re.findall(r"`(--[\w-]+)`", (DOCS / "cli.md").read_text()))
+    assert documented, "cli.md names no option"
+    assert documented <= known | {"--help"}, documented - known
+
+
 def test_every_route_is_documented():
     text = (DOCS / "routes.md").read_text()
     for route in create_app(Echo).routes:
