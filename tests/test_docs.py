@@ -116,15 +116,16 @@ def test_the_docs_import_only_public_names_and_every_one_exists():
 RUNNABLE = re.compile(r"^<!-- runnable -->\n```python\n(.*?)^```$", re.M | re.S)
 
 
-def runnable_blocks() -> list[tuple[str, str]]:
-    """(where, code) for every Python block of docs/ marked `<!-- runnable -->` on the line
-    before its fence."""
+def runnable_blocks() -> list[tuple[str, str, str]]:
+    """(where, page, code) for every Python block of docs/ marked `<!-- runnable -->` on the line
+    before its fence; the code is padded with blank lines so that a traceback's line numbers
+    are the page's."""
     blocks = []
     for page in sorted(DOCS.glob("*.md")):
         text = page.read_text()
         for match in RUNNABLE.finditer(text):
             line = text.count("\n", 0, match.start(1)) + 1
-            blocks.append((f"{page.name}:{line}", match.group(1)))
+            blocks.append((f"{page.name}:{line}", page.name, "\n" * (line - 1) + match.group(1)))
     return blocks
 
 
@@ -136,8 +137,10 @@ def test_runnable_blocks_are_marked_as_documented():
     assert len(runnable_blocks()) >= 20
 
 
-@pytest.mark.parametrize(("where", "code"), [pytest.param(*b, id=b[0]) for b in runnable_blocks()])
-def test_a_runnable_block_runs(where: str, code: str, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("page", "code"), [pytest.param(*b[1:], id=b[0]) for b in runnable_blocks()]
+)
+def test_a_runnable_block_runs(page: str, code: str, tmp_path: Path, monkeypatch) -> None:
     """Each marked block runs as shown, alone, in a fresh namespace and an empty directory."""
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, where, "exec"), {"__name__": "__docs__"})
+    exec(compile(code, page, "exec"), {"__name__": "__docs__"})
