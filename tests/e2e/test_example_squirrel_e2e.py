@@ -15,7 +15,7 @@ from examples.squirrel.tests.scenes import HEIGHT, WIDTH, Box, Scene, draw_scene
 from relaxml import check_prediction
 from relaxml.labels import box_to_percent, percent_to_box
 
-from .example_flow import ROOT, ExampleProject, label_config, serve_example, upload
+from ..support.example_flow import ROOT, ExampleProject, label_config, serve_example, upload
 
 TARGET = f"{ROOT / 'examples' / 'squirrel' / 'model.py'}:Squirrel"
 SEEDS = range(200, 208)

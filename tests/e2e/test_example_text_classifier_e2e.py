@@ -9,7 +9,7 @@ import pytest
 
 from examples.text_classifier.model import classify, generated_texts, train_pipeline
 
-from .example_flow import label_config, serve_example
+from ..support.example_flow import label_config, serve_example
 
 EXAMPLE = "examples/text_classifier/model.py:TextClassifier"
 LABELS = ("sports", "politics", "technology")
