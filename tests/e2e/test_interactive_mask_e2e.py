@@ -4,7 +4,7 @@ The project has an image, `KeyPointLabels smart="true"` and `BrushLabels` with t
 relaxml serves the interactive segmentation example
 (`examples/interactive_segmentation/model.py:InteractiveSegmentation`, GrabCut from the points)
 as the interactive backend, and the labeling page runs in headless Chromium with
-Auto-Annotation on. The 320x240 image (`tests/support/flood_model.py` `scene()`) is white with
+Auto-Annotation on. The 320x240 image (`tests/support/mask_scene.py` `scene()`) is white with
 a pure red 120x120 square joined to a darker red one, about 10 CIELAB units apart: a click in
 the red square takes both (240x120 image pixels), an Alt-click (a negative point) in the
 darker one takes it away (120x120 left). The mask's blue pixels on the editor's canvas must
@@ -34,8 +34,8 @@ import pytest
 from ..support.browser import chromium_page, poll
 from ..support.browser import unavailable_reason as browser_unavailable
 from ..support.capture_interactive import Editor, open_labeling
-from ..support.flood_model import DARK_BOX, RED_BOX, encode_png, scene
 from ..support.labelstudio import LabelStudio
+from ..support.mask_scene import DARK_BOX, RED_BOX, encode_png, scene
 from .conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
