@@ -265,7 +265,7 @@ def media(found: Found, report: Report) -> None:
         ):
             size = fetcher.path(value, task_id if isinstance(task_id, int) else None).stat()
     except MediaError as exc:
-        report.fail(f"media: task {task_id}'s {key}: {exc}", _media_fix(exc))
+        report.fail(f"media: task {task_id}'s {key}: {exc}", _media_fix(exc, value))
         return
     report.ok(
         f"media: task {task_id}'s {key} {shown} downloaded ({human_size(size.st_size)}), "
@@ -273,11 +273,13 @@ def media(found: Found, report: Report) -> None:
     )
 
 
-def _media_fix(exc: MediaError) -> str:
-    if exc.status_code == 404:
+def _media_fix(exc: MediaError, value: str) -> str:
+    upload = value.strip().startswith("/data/upload/")
+    if exc.status_code == 404 or (exc.status_code == 500 and upload):
         return (
-            "the file is missing: upload it again, or correct the task's data (for Local Files "
-            "and cloud storage, the project needs a storage that covers the path)"
+            "the file is missing: upload it again, or correct the task's data (Label Studio "
+            "1.23 answers 500 for a missing upload; Local Files and cloud storage "
+            "need a storage of the project that covers the path)"
         )
     if exc.status_code in (401, 403):
         return (
