@@ -81,7 +81,9 @@ def test_a_healthy_setup_passes_with_a_legacy_token_and_a_personal_access_token(
         assert line(out, "API key").startswith(f"ok    API key: a {kind}")
         assert line(out, "Label Studio 1.23.2 at").startswith("ok")
         assert f"media: task {task_id}'s image /data/upload/{project_id}/" in out
-        assert f"Label Studio reaches the backend at {backend.url} (Connected)" in out
+        assert line(out, "Label Studio reaches").endswith(
+            "(Connected); a loopback address, so Label Studio runs with ML_BLOCK_LOCAL_IP=false"
+        )
         assert "model version 'colour-1' in Label Studio and the backend" in out
     # Without --backend, the project's ML backend is the one checked.
     code, out = doctor(ls, ls.token, "--project", str(project_id))
@@ -218,3 +220,21 @@ def test_basic_auth_on_both_sides_passes(label_studio, backend_factory, free_por
     assert statuses(out) == ["ok"] * 12, out
     assert "Basic Auth: the backend requires it, Label Studio sends it (accepted)" in out
     assert PASSWORD not in out
+
+
+def test_a_missing_event_webhook_is_a_warning(label_studio, backend_factory, free_port):
+    """Label Studio does not create the webhook for a private address under
+    SSRF_PROTECTION_ENABLED (on by default); here it is deleted, to the same effect."""
+    ls = label_studio
+    project_id, _ = image_project(ls, "doctor no webhook")
+    backend = serve(backend_factory, free_port)
+    ls.register_ml_backend(project_id, backend.url)
+    hooks = ls.api("GET", "/api/webhooks/", params={"project": project_id}).json()
+    (hook,) = [h for h in hooks if h["url"] == backend.url + "/webhook"]
+    ls.api("DELETE", f"/api/webhooks/{hook['id']}/")
+    code, out = doctor(ls, ls.token, "--project", str(project_id))
+    assert code == 0, out
+    warning = line(out, "event webhook")
+    assert warning.startswith(f"warn  no event webhook to {backend.url}/webhook")
+    assert "SSRF_PROTECTION_ENABLED" in warning
+    assert out.splitlines()[-1].startswith("11 ok, 1 warning, 0 failed")
