@@ -12,6 +12,7 @@ import uvicorn
 from .__about__ import __version__
 from ._datadir.layout import DataDirError, model_identity, prepare
 from ._datadir.sqlite import FILENAME
+from ._doctor import command as doctor_command
 from ._offline import commands as offline_commands
 from ._scaffold import commands as scaffold_commands
 from ._server.app import create_app
@@ -253,3 +254,4 @@ def versions_use(version: str, data_dir: str) -> None:
 main.add_command(offline_commands.predict)
 main.add_command(offline_commands.check)
 main.add_command(scaffold_commands.init)
+main.add_command(doctor_command.doctor)

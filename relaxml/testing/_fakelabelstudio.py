@@ -8,6 +8,7 @@ status codes (the contract relaxml's own end-to-end tests hold against a real La
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import threading
 import time
@@ -18,19 +19,29 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import requests
+
 from ._routes import Reply, route
 
 
 class FakeLabelStudio:
     """A Label Studio stand-in for tests: projects, tasks, annotations, uploads, local files,
-    predictions and both kinds of key, with failures on demand.
+    predictions, ML backends and their event webhooks, and both kinds of key, with failures on
+    demand.
 
     `api_key` is what the backend gets as `LABEL_STUDIO_API_KEY`: a legacy token by default, or
     a personal access token (a JWT refresh token, exchanged at `/api/token/refresh/` for
     5-minute access tokens) with `personal_access_token=True`. Every request is recorded in
     `requests` as `(method, path)`; the predictions stored, by the bulk import or one by one, are
     in `predictions`. Use it as a context manager, or call `close()`.
+
+    `legacy_tokens_enabled = False` makes it refuse the legacy key as an organisation with
+    legacy tokens disabled does; `block_local_ip = True` and `ssrf_protection = True` behave as
+    Label Studio's `ML_BLOCK_LOCAL_IP` and `SSRF_PROTECTION_ENABLED` do for loopback and
+    private backend addresses (both off by default, as a local Label Studio must run).
     """
+
+    version = "1.23.2"
 
     def __init__(self, *, personal_access_token: bool = False) -> None:
         self.personal_access_token = personal_access_token
@@ -44,8 +55,15 @@ class FakeLabelStudio:
         self.files: dict[str, bytes] = {}  # "/data/upload/..." or "/data/local-files/?d=..."
         self.requests: list[tuple[str, str]] = []
         self.imports: list[int] = []  # the size of each bulk import of predictions, in order
+        self.ml_backends: dict[int, dict[str, Any]] = {}
+        self.webhooks: list[dict[str, Any]] = []
+        self.legacy_tokens_enabled = True
+        self.block_local_ip = False
+        self.ssrf_protection = False
         self._failures: list[list[Any]] = []  # [path prefix, status, times left]
-        self._ids = {"project": 0, "task": 0, "annotation": 0, "prediction": 0}
+        self._ids = {"project": 0, "task": 0, "annotation": 0, "prediction": 0, "ml": 0}
+        self._ids["webhook"] = 0
+        self._passwords: dict[int, str] = {}
         self.lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -125,6 +143,80 @@ class FakeLabelStudio:
             self.files[value] = content
         return value
 
+    def add_ml_backend(
+        self,
+        project_id: int,
+        url: str,
+        *,
+        title: str = "relaxml",
+        basic_auth: tuple[str, str] | None = None,
+    ) -> int:
+        """Connect an ML backend to a project, as `POST /api/ml` does (without its checks);
+        its id. Its event webhook (`{url}/webhook`) is created too, unless `ssrf_protection`
+        refuses the address. `GET /api/ml?project=` calls its `/health` and `/setup`."""
+        with self.lock:
+            ml_id = self._next("ml")
+            user, password = basic_auth or ("", "")
+            self.ml_backends[ml_id] = {
+                "id": ml_id, "project": project_id, "url": url, "title": title,
+                "state": "DI", "readable_state": "Disconnected", "error_message": None,
+                "auth_method": "BASIC_AUTH" if basic_auth else "NONE",
+                "basic_auth_user": user, "basic_auth_pass_is_set": bool(password),
+                "model_version": "", "is_interactive": False, "auto_update": True,
+                "timeout": 100, "extra_params": None, "created_at": _now(),
+            }  # fmt: skip
+            self._passwords[ml_id] = password
+            hook = url.rstrip("/") + "/webhook"
+            if not (self.ssrf_protection and private_address(url)):
+                self.webhooks.append({
+                    "id": self._next("webhook"), "project": project_id, "url": hook,
+                    "send_payload": True, "send_for_all_actions": True, "headers": {},
+                    "is_active": True, "actions": [],
+                })  # fmt: skip
+            return ml_id
+
+    def refresh_ml_backend(self, ml_id: int) -> dict[str, Any]:
+        """Call the backend's `/health`, then `/setup`, and set its state as Label Studio's
+        `update_state` does; the record."""
+        with self.lock:
+            record = self.ml_backends[ml_id]
+            project = dict(self.projects[record["project"]])
+            auth = (record["basic_auth_user"], self._passwords[ml_id])
+        url = record["url"].rstrip("/") + "/"
+        kw: dict[str, Any] = {"auth": auth if all(auth) else None, "allow_redirects": False}
+        state, error, version = "DI", None, None
+        if self.block_local_ip and private_address(url):
+            error = "URL resolves to a reserved network address"
+        else:
+            try:
+                requests.get(url + "health", timeout=(1, 1), **kw).raise_for_status()
+                created = project["created_at"].replace("Z", "+00:00")
+                stamp = int(datetime.fromisoformat(created).timestamp())
+                answer = requests.post(
+                    url + "setup",
+                    json={
+                        "project": f"{project['id']}.{stamp}",
+                        "schema": project["label_config"],
+                        "hostname": self.url,
+                        "access_token": None,
+                        "extra_params": None,
+                    },
+                    timeout=(1, 3),
+                    **kw,
+                )
+                state = "ER"
+                answer.raise_for_status()
+                version = answer.json().get("model_version")
+                state = "CO"
+            except (requests.RequestException, ValueError) as exc:
+                error = str(exc)
+        readable = {"CO": "Connected", "ER": "Error", "DI": "Disconnected"}[state]
+        with self.lock:
+            record.update(state=state, readable_state=readable, error_message=error)
+            if state == "CO":
+                record["model_version"] = version
+            return dict(record)
+
     def fail(self, path_prefix: str, status: int = 500, times: int = 1) -> None:
         """Answer the next `times` requests whose path starts with `path_prefix` with `status`."""
         with self.lock:
@@ -161,6 +253,10 @@ class FakeLabelStudio:
             task["predictions"].append(stored)
             return stored
 
+    def refuses_legacy_token(self, header: str | None) -> bool:
+        """Whether `header` carries the legacy key while legacy tokens are disabled."""
+        return not self.legacy_tokens_enabled and header == f"Token {self.api_key}"
+
     def authorized(self, header: str | None) -> bool:
         """Whether an `Authorization` header carries a key this Label Studio accepts."""
         scheme, _, credential = (header or "").partition(" ")
@@ -189,6 +285,18 @@ class FakeLabelStudio:
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
         return self._ids[kind]
+
+
+def private_address(url: str) -> bool:
+    """Whether the URL's host is a loopback, private or link-local address (or `localhost`)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_link_local
 
 
 def _now() -> str:

@@ -11,6 +11,11 @@ if TYPE_CHECKING:
 
 NOT_FOUND = {"detail": "Not found."}
 ANONYMOUS = {"detail": "Authentication credentials were not provided."}
+LEGACY_DISABLED = {
+    "detail": "Authentication token no longer valid: legacy token authentication has been "
+    "disabled for this organization"
+}
+NO_PROJECT = {"detail": "No Project matches the given query."}
 
 
 @dataclass
@@ -34,8 +39,16 @@ def route(
     if method == "POST" and path == "/api/token/refresh/":
         access = fake.refresh(body.get("refresh") if isinstance(body, dict) else None)
         return Reply(200, {"access": access}) if access else Reply(401, {"detail": "invalid"})
+    if method == "GET" and path == "/health":
+        return Reply(200, {"status": "UP"})
+    if method == "GET" and path.rstrip("/") == "/api/version":
+        return Reply(200, {"release": fake.version})
+    if fake.refuses_legacy_token(authorization):
+        return Reply(401, LEGACY_DISABLED)
     if not fake.authorized(authorization):
         return Reply(401, ANONYMOUS)
+    if method == "GET" and path.rstrip("/") == "/api/ml":
+        return _ml_backends(fake, query)
     with fake.lock:
         if path.startswith("/data/"):
             return _file(fake, path, query)
@@ -59,12 +72,18 @@ def _get(fake: FakeLabelStudio, path: str, query: dict[str, str]) -> Reply:
         return Reply(200, {"id": 1, "email": "annotator@example.com", "username": "annotator"})
     if match := re.fullmatch(r"/api/projects/(\d+)/?", path):
         project = fake.projects.get(int(match[1]))
-        return Reply(200, project) if project else Reply(404, NOT_FOUND)
+        return Reply(200, project) if project else Reply(404, NO_PROJECT)
     if path in ("/api/tasks", "/api/tasks/"):
         return _task_page(fake, query)
     if match := re.fullmatch(r"/api/tasks/(\d+)/?", path):
         task = fake.tasks.get(int(match[1]))
         return Reply(200, task) if task else Reply(404, NOT_FOUND)
+    if path == "/api/jwt/settings":
+        enabled = fake.legacy_tokens_enabled
+        return Reply(200, {"api_tokens_enabled": True, "legacy_api_tokens_enabled": enabled})
+    if path == "/api/webhooks/":
+        hooks = [h for h in fake.webhooks if str(h["project"]) == query.get("project")]
+        return Reply(200, hooks if "project" in query else fake.webhooks)
     if path == "/api/predictions/":
         found = [
             p
@@ -73,6 +92,15 @@ def _get(fake: FakeLabelStudio, path: str, query: dict[str, str]) -> Reply:
         ]
         return Reply(200, found)
     return Reply(404, NOT_FOUND)
+
+
+def _ml_backends(fake: FakeLabelStudio, query: dict[str, str]) -> Reply:
+    """`GET /api/ml?project=`: each backend's state refreshed first, as Label Studio does."""
+    with fake.lock:
+        if not query.get("project", "").isdigit() or int(query["project"]) not in fake.projects:
+            return Reply(404, NO_PROJECT)
+        ids = [i for i, r in fake.ml_backends.items() if r["project"] == int(query["project"])]
+    return Reply(200, [fake.refresh_ml_backend(i) for i in ids])
 
 
 def _task_page(fake: FakeLabelStudio, query: dict[str, str]) -> Reply:
