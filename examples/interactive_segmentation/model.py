@@ -36,14 +36,12 @@ from numpy.typing import NDArray
 
 from relaxml import (
     Context,
-    LabelConfig,
     LabelStudioModel,
     Prediction,
     ResultBuilder,
     Task,
-    parse_label_config,
 )
-from relaxml.labels import Prompt, Prompts
+from relaxml.labels import Prompt, Prompts, Target, find_target
 
 Mask = NDArray[np.bool_]
 Point = tuple[float, float]
@@ -55,28 +53,9 @@ TEXTURE_TOLERANCE = 3.0
 """A textured object's colours spread: the tolerance is this many times the local spread."""
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where masks go: the BrushLabels control and the Image it labels."""
-
-    config: LabelConfig
-    from_name: str
-    to_name: str
-    data_key: str
-
-
 def target_of(label_config: str, to_name: str | None = None) -> Target:
     """The first BrushLabels on an Image (the prompts' image, `to_name`, when given)."""
-    config = parse_label_config(label_config)
-    for control in config.controls_of_type("BrushLabels"):
-        for obj in config.objects_for(control):
-            if obj.type == "image" and obj.value_key and to_name in (None, obj.name):
-                return Target(config, control.name, obj.name, obj.value_key)
-    where = f"the image {to_name!r}" if to_name else "an <Image>"
-    raise ValueError(
-        f"the label config has no <BrushLabels> on {where}: add one, with the labels of the "
-        "smart KeyPointLabels / RectangleLabels, to get masks from this model"
-    )
+    return find_target(label_config, "BrushLabels", "Image", to_name=to_name)
 
 
 @dataclass(frozen=True)

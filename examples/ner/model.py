@@ -37,7 +37,6 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,14 +45,13 @@ import sklearn_crfsuite
 
 from relaxml import (
     Context,
-    LabelConfig,
     LabelStudioModel,
     Prediction,
     ResultBuilder,
     Task,
     TrainingEvent,
-    parse_label_config,
 )
+from relaxml.labels import Target, find_target
 
 TOKEN = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
 CRF_FILE = "crf.joblib"
@@ -69,26 +67,9 @@ class Span(NamedTuple):
     label: str
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where predictions go: the Labels control, its Text object, the data key, the labels."""
-
-    config: LabelConfig
-    from_name: str
-    to_name: str
-    data_key: str
-    labels: tuple[str, ...]
-
-
 def target_of(label_config: str) -> Target:
-    """The first Labels-on-Text pair of a label config (parsing is cached by relaxml)."""
-    config = parse_label_config(label_config)
-    for control in config.controls_of_type("Labels"):
-        for obj in config.objects_for(control):
-            if obj.type == "text" and obj.value_key is not None:
-                labels = () if control.dynamic_labels else control.label_names
-                return Target(config, control.name, obj.name, obj.value_key, labels)
-    raise ValueError("the label config has no <Labels> on a <Text>: add one to use this model")
+    """The first Labels on a Text of a label config."""
+    return find_target(label_config, "Labels", "Text")
 
 
 # --- Tokens, features and BIO tags ---

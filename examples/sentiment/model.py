@@ -40,21 +40,19 @@ from typing import Any
 
 from relaxml import (
     Context,
-    LabelConfig,
     LabelStudioModel,
     Prediction,
     ResultBuilder,
     Task,
     TrainingEvent,
-    parse_label_config,
 )
+from relaxml.labels import Target, find_target
 
 SEED = {
     "positive": "good great love excellent happy nice wonderful best awesome like",
     "negative": "bad awful hate terrible sad poor worst horrible boring dislike",
 }
 WORD = re.compile(r"[a-z']+")
-TEXT_OBJECTS = ("text", "hypertext")
 
 
 def words(text: str) -> list[str]:
@@ -62,27 +60,9 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower())
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where predictions go: the Choices control, its Text object and the data key."""
-
-    config: LabelConfig
-    from_name: str
-    to_name: str
-    data_key: str
-    labels: tuple[str, ...]
-    """The choices as results store them (a choice's alias when it has one)."""
-
-
 def target_of(label_config: str) -> Target:
-    """The first Choices-on-Text pair of a label config (parsing is cached by relaxml)."""
-    config = parse_label_config(label_config)
-    for control in config.controls_of_type("Choices"):
-        for obj in config.objects_for(control):
-            if obj.type in TEXT_OBJECTS and obj.value_key is not None:
-                labels = () if control.dynamic_labels else control.label_names
-                return Target(config, control.name, obj.name, obj.value_key, labels)
-    raise ValueError("the label config has no <Choices> on a <Text>: add one to use this model")
+    """The first Choices on a Text (or HyperText) of a label config."""
+    return find_target(label_config, "Choices", ("Text", "HyperText"))
 
 
 def chosen_labels(

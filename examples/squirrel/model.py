@@ -44,15 +44,13 @@ from PIL import Image, ImageOps
 
 from relaxml import (
     Context,
-    LabelConfig,
     LabelStudioModel,
     Prediction,
     ResultBuilder,
     Task,
     TrainingEvent,
-    parse_label_config,
 )
-from relaxml.labels import percent_to_box
+from relaxml.labels import Target, find_target, percent_to_box
 
 BINS = (18, 8, 8)  # hue (OpenCV: 0-179), saturation, value
 N_BINS = BINS[0] * BINS[1] * BINS[2]
@@ -61,30 +59,9 @@ PRIOR_AREA = 0.002  # the prior's smallest blob, as a fraction of the image
 Counts = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where predictions go: the RectangleLabels control, its Image and the data key."""
-
-    config: LabelConfig
-    from_name: str
-    to_name: str
-    data_key: str
-    labels: tuple[str, ...]
-
-
 def target_of(label_config: str) -> Target:
-    """The first RectangleLabels-on-Image pair of a label config."""
-    config = parse_label_config(label_config)
-    for control in config.controls_of_type("RectangleLabels"):
-        for obj in config.objects_for(control):
-            if obj.type == "image" and obj.value_key is not None and control.label_names:
-                labels = control.label_names
-                return Target(config, control.name, obj.name, obj.value_key, labels)
-    raise ValueError(
-        "the label config has no <RectangleLabels> with labels on an <Image>: add one "
-        '(e.g. <RectangleLabels name="label" toName="image"><Label value="Squirrel"/>'
-        "</RectangleLabels>) to use this model"
-    )
+    """The first RectangleLabels with labels on an Image of a label config."""
+    return find_target(label_config, "RectangleLabels", "Image", with_labels=True)
 
 
 def read_image(path: Path) -> NDArray[np.uint8]:

@@ -40,7 +40,6 @@ import json
 import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,41 +50,21 @@ from sklearn.pipeline import Pipeline
 
 from relaxml import (
     Context,
-    LabelConfig,
     LabelStudioModel,
     Prediction,
     ResultBuilder,
     Task,
     TrainingEvent,
-    parse_label_config,
 )
+from relaxml.labels import Target, find_target
 
-TEXT_OBJECTS = ("text", "hypertext")
 PIPELINE_FILE = "pipeline.joblib"
 EXAMPLES_FILE = "examples.json"
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where predictions go: the Choices control, its Text object, the data key, the choices."""
-
-    config: LabelConfig
-    from_name: str
-    to_name: str
-    data_key: str
-    labels: tuple[str, ...]
-    """The choices as results store them (a choice's alias when it has one)."""
-
-
 def target_of(label_config: str) -> Target:
-    """The first Choices-on-Text pair of a label config (parsing is cached by relaxml)."""
-    config = parse_label_config(label_config)
-    for control in config.controls_of_type("Choices"):
-        for obj in config.objects_for(control):
-            if obj.type in TEXT_OBJECTS and obj.value_key is not None:
-                labels = () if control.dynamic_labels else control.label_names
-                return Target(config, control.name, obj.name, obj.value_key, labels)
-    raise ValueError("the label config has no <Choices> on a <Text>: add one to use this model")
+    """The first Choices on a Text (or HyperText) of a label config."""
+    return find_target(label_config, "Choices", ("Text", "HyperText"))
 
 
 def chosen_labels(

@@ -1,9 +1,10 @@
 """Label configs and the results Label Studio stores for them.
 
-Parse a project's label config (`parse_label_config`), build results that fit it
-(`ResultBuilder`), check results as Label Studio's editor reads them (`check_prediction`,
-`check_result`), convert coordinates (`relaxml.labels.geometry`) and brush masks
-(`relaxml.labels.rle`), and read the prompts of an interactive call (`parse_prompts`).
+Parse a project's label config (`parse_label_config`), find the control a model predicts for
+(`find_target`), build results that fit it (`ResultBuilder`), check results as Label Studio's
+editor reads them (`check_prediction`, `check_result`), convert coordinates
+(`relaxml.labels.geometry`) and brush masks (`relaxml.labels.rle`), and read the prompts of an
+interactive call (`parse_prompts`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .rle import (
     rle_to_mask,
 )
 from .tags import ControlTag, Label, ObjectTag, match_label
+from .target import NoTargetError, Target, find_target
 from .validation import Problem, check_prediction, check_result
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Label",
     "LabelConfig",
     "LabelConfigError",
+    "NoTargetError",
     "ObjectTag",
     "Problem",
     "Prompt",
@@ -43,6 +46,7 @@ __all__ = [
     "RLEError",
     "ResultBuilder",
     "ResultError",
+    "Target",
     "UnknownLabelError",
     "UnknownTagError",
     "UnparsedPrompt",
@@ -52,6 +56,7 @@ __all__ = [
     "decode_rle",
     "ellipse_to_percent",
     "encode_rle",
+    "find_target",
     "is_negative_label",
     "mask_to_rle",
     "match_label",

@@ -244,7 +244,7 @@ def test_bad_input_fails_the_call_with_a_message_saying_what_is_wrong(served):
     no_brush = LABEL_CONFIG.replace("BrushLabels", "PolygonLabels")
     answer = client.post("/predict", json={**body, "label_config": no_brush})
     assert answer.status_code == 500
-    assert "no <BrushLabels> on the image 'image': add one" in answer.json()["detail"]
+    assert "no <BrushLabels> on the <Image> 'image' that reads task data" in answer.json()["detail"]
     answer = client.post("/predict", json={**body, "label_config": LABEL_CONFIG})
     assert answer.status_code == 500
     assert "cannot decode notes.png as an image" in answer.json()["detail"]
