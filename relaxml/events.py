@@ -47,9 +47,10 @@ class TrainingEvent:
       caller wrote: read training data with `annotated_tasks()`, which asks Label Studio.
       For coalesced events, True only if every one of them was.
 
-    During a run, `annotated_tasks()` fetches the project's training data from Label Studio,
-    `local_path()` the media a task names, and `should_stop()` tells whether the run was
-    cancelled.
+    During a run, `training_tasks()` gives what to train on (with `refits` saying whether that
+    is the whole project or only what this event adds), `annotated_tasks()` fetches the
+    project's training data from Label Studio, `local_path()` the media a task names, and
+    `should_stop()` tells whether the run was cancelled.
     """
 
     action: str
@@ -83,6 +84,57 @@ class TrainingEvent:
         for task in annotated_tasks(self.control.client, self.project_id, since=since):
             self.control.annotations_used += len(task["annotations"])
             yield task
+
+    @property
+    def refits(self) -> bool:
+        """True when `training_tasks()` yields every annotated task of the project, from Label
+        Studio: train from scratch. False when it yields only what this event carries: add it
+        to what the model already learnt.
+
+        A refit happens on "Start Training", and for an event sent without credentials, whose
+        payload is never trusted, whenever Label Studio's API is configured.
+        """
+        return self.label_studio is not None and (
+            self.action == START_TRAINING or not self.authenticated
+        )
+
+    def training_tasks(self) -> Iterator[dict[str, Any]]:
+        """The tasks to train on, each `{"id", "data", ..., "annotations": [...]}` with its
+        non-cancelled annotations, oldest first.
+
+        When `refits`: every annotated task of the project, from Label Studio (as
+        `annotated_tasks()`). Otherwise the tasks this event carries with the annotations it
+        carries for them (an annotation event, the legacy `/train`); nothing at all for an
+        event sent without credentials, whose payload anyone could have written. Stops early
+        once the run is cancelled (its result is discarded anyway).
+        """
+        if self.refits:
+            tasks: Iterator[dict[str, Any]] = self.annotated_tasks()
+            carried: list[dict[str, Any]] = []
+        elif self.authenticated:
+            tasks, carried = iter(self.tasks), self.annotations
+        else:
+            return
+        one_task = len(self.tasks) == 1
+        for task in tasks:
+            if self.should_stop():
+                return
+            task_id = task.get("id")
+            own = [a for a in task.get("annotations") or [] if isinstance(a, dict)]
+            # The event's own annotations go with the task they name (or with its only task);
+            # the legacy /train lists each task's annotations twice: once is enough.
+            own += [
+                a
+                for a in carried
+                if isinstance(a, dict)
+                and (a.get("task") == task_id or (one_task and a.get("task") is None))
+                and not any(a is o for o in own)
+            ]
+            annotations = [
+                a for a in own if a.get("task") in (None, task_id) and not a.get("was_cancelled")
+            ]
+            if annotations:
+                yield {**task, "annotations": annotations}
 
     def local_path(self, value: str, task: dict[str, Any] | int | None = None) -> Path:
         """The local file a task-data value points to, as `Context.local_path` gives it to

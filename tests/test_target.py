@@ -50,3 +50,16 @@ def test_to_name_picks_the_object():
       <BrushLabels name="ma" toName="a"/><BrushLabels name="mb" toName="b"/></View>"""
     assert find_target(config, "BrushLabels", "Image", to_name="b").from_name == "mb"
     assert find_target(config, "BrushLabels", "Image").from_name == "ma"
+
+
+def test_results_in_gives_the_control_s_items_in_order():
+    target = find_target(CONFIG, "Choices", "Text", with_labels=True)
+    annotations = [
+        {"result": [{"from_name": "mood", "value": {"choices": ["up"]}}, "junk"]},
+        {"result": None},
+        {"result": [{"from_name": "free", "value": {"choices": ["x"]}},
+                    {"from_name": "mood", "value": {"choices": ["down"]}},
+                    {"from_name": "mood", "value": "not a dict"}]},
+    ]  # fmt: skip
+    found = target.results_in(annotations)
+    assert [item["value"]["choices"] for item in found] == [["up"], ["down"]]

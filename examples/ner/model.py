@@ -264,16 +264,10 @@ class NER(LabelStudioModel):
         if not event.label_config:
             return None
         target = target_of(event.label_config)
-        # A caller without credentials wrote this payload (docs/auth.md): never train on it.
-        refit = event.label_studio is not None and (
-            event.action == "START_TRAINING" or not event.authenticated
-        )
-        if not refit and not event.authenticated:
-            return None
         with self.lock:
-            examples = self.collect(event, target, refit)
-            if examples is None or examples == self.examples:
-                return None
+            examples = self.collect(event, target)
+            if event.should_stop() or examples == self.examples:
+                return None  # cancelled (the result would be discarded), or nothing new
             crf = train_crf(examples.values())
             self.examples = examples
             if crf is None:  # no entity annotated yet: nothing new to serve
@@ -282,31 +276,20 @@ class NER(LabelStudioModel):
             self.generation += 1
             return f"crf-{self.generation}"
 
-    def collect(
-        self, event: TrainingEvent, target: Target, refit: bool
-    ) -> dict[int, tuple[str, list[Span]]] | None:
-        """The (text, spans) examples after this event by task id; None if it was cancelled.
+    def collect(self, event: TrainingEvent, target: Target) -> dict[int, tuple[str, list[Span]]]:
+        """The (text, spans) examples after this event, by task id.
 
-        A task's latest non-cancelled annotation counts, even with no span (no entity there)."""
-        tasks: Iterable[dict[str, Any]]
-        if refit:  # everything annotated, as Label Studio stores it
-            examples: dict[int, tuple[str, list[Span]]] = {}
-            tasks, carried = event.annotated_tasks(), []
-        else:  # everything known, plus what the event carries
-            examples = dict(self.examples)
-            tasks, carried = event.tasks, event.annotations
-        for task in tasks:
-            if event.should_stop():  # cancelled: the result would be discarded
-                return None
+        A task's latest non-cancelled annotation counts, even with no span (no entity there).
+        "Start Training" refits on everything annotated in Label Studio; an annotation event
+        adds what it carries; a payload sent without credentials is never trained on
+        (`event.refits` and `event.training_tasks()` apply these rules).
+        """
+        examples = {} if event.refits else dict(self.examples)
+        for task in event.training_tasks():
             task_id, data = task.get("id"), task.get("data")
             text = data.get(target.data_key) if isinstance(data, dict) else None
-            annotations = [
-                a
-                for a in [*(task.get("annotations") or []), *carried]
-                if a.get("task") in (None, task_id) and not a.get("was_cancelled")
-            ]
-            if isinstance(task_id, int) and isinstance(text, str) and annotations:
-                items = annotations[-1].get("result")
+            if isinstance(task_id, int) and isinstance(text, str):
+                items = task["annotations"][-1].get("result")
                 examples[task_id] = (text, spans_in(items, target.from_name, text))
         return examples
 

@@ -213,14 +213,12 @@ class Region:
 
 
 def annotated_regions(
-    annotations: Iterable[dict[str, Any]], target: Target, task_id: object, size: tuple[int, int]
+    annotations: Iterable[dict[str, Any]], target: Target, size: tuple[int, int]
 ) -> list[Region]:
-    """Each transcribed region of the task's non-cancelled annotations (the items of one
-    region share its id: the box, its label and its transcription)."""
+    """Each transcribed region of a task's annotations (the items of one region share its id:
+    the box, its label and its transcription)."""
     found = []
     for annotation in annotations:
-        if annotation.get("task") not in (None, task_id) or annotation.get("was_cancelled"):
-            continue
         regions: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item in annotation.get("result") or []:
             if isinstance(item, dict) and item.get("to_name") == target.image:
@@ -318,34 +316,23 @@ class OCR(LabelStudioModel):
         if not event.label_config:
             return None
         target = target_of(event.label_config)
-        # A caller without credentials wrote this payload (docs/auth.md): never train on it.
-        # Refit from Label Studio's own data instead when its API is configured.
-        refit = event.label_studio is not None and (
-            event.action == "START_TRAINING" or not event.authenticated
-        )
-        if not refit and not event.authenticated:
-            return None
         with self.lock:
-            tasks: Iterable[dict[str, Any]]
-            if refit:  # a full refit on everything annotated, as Label Studio stores it
-                pairs: dict[int, list[Pair]] = {}
-                tasks, carried = event.annotated_tasks(), []
-            else:
-                pairs = dict(self.pairs)
-                tasks, carried = event.tasks, event.annotations
-            for task in tasks:
-                if event.should_stop():  # cancelled: the result would be discarded
-                    return None
+            # "Start Training" refits on everything annotated in Label Studio; an annotation
+            # event adds what it carries; a payload sent without credentials is never trained
+            # on. `event.refits` and `event.training_tasks()` apply these rules.
+            pairs: dict[int, list[Pair]] = {} if event.refits else dict(self.pairs)
+            for task in event.training_tasks():
                 task_id, data = task.get("id"), task.get("data")
                 value = data.get(target.data_key) if isinstance(data, dict) else None
                 if not isinstance(task_id, int) or not isinstance(value, str):
                     continue
                 image = open_rgb(event.local_path(value, task))
-                annotations = [*carried, *(task.get("annotations") or [])]
-                regions = annotated_regions(annotations, target, task_id, image.size)
+                regions = annotated_regions(task["annotations"], target, image.size)
                 pairs[task_id] = pairs_of(image, regions)  # replaces what the task taught
                 if not pairs[task_id]:
                     del pairs[task_id]
+            if event.should_stop():
+                return None  # cancelled: the result would be discarded
             if pairs == self.pairs:
                 return None
             self.pairs = pairs

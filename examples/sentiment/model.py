@@ -65,17 +65,12 @@ def target_of(label_config: str) -> Target:
     return find_target(label_config, "Choices", ("Text", "HyperText"))
 
 
-def chosen_labels(
-    annotations: Iterable[dict[str, Any]], from_name: str, task_id: object
-) -> list[str]:
-    """The choices made for `from_name` in the task's non-cancelled annotations."""
+def chosen_labels(target: Target, annotations: Iterable[dict[str, Any]]) -> list[str]:
+    """The choices annotators made with the target's control, in order."""
     return [
         choice
-        for annotation in annotations
-        if annotation.get("task") in (None, task_id) and not annotation.get("was_cancelled")
-        for item in annotation.get("result") or []
-        if isinstance(item, dict) and item.get("from_name") == from_name
-        for choice in (item.get("value") or {}).get("choices") or []
+        for item in target.results_in(annotations)
+        for choice in item["value"].get("choices") or []
         if isinstance(choice, str)
     ]
 
@@ -149,32 +144,19 @@ class NaiveBayesSentiment(LabelStudioModel):
         if not event.label_config:
             return None
         target = target_of(event.label_config)
-        # A caller without credentials wrote this payload (docs/auth.md): never train on it.
-        # Refit from Label Studio's own data instead when its API is configured.
-        refit = event.label_studio is not None and (
-            event.action == "START_TRAINING" or not event.authenticated
-        )
-        if not refit and not event.authenticated:
-            return None
         with self.lock:
-            tasks: Iterable[dict[str, Any]]
-            if refit:  # a full refit on everything annotated, as Label Studio stores it
-                examples: dict[int, tuple[str, str]] = {}
-                tasks, carried = event.annotated_tasks(), []
-            else:
-                examples = dict(self.examples)
-                tasks, carried = event.tasks, event.annotations
-            for task in tasks:
-                if event.should_stop():  # cancelled: the result would be discarded
-                    return None
+            # "Start Training" refits on everything annotated in Label Studio; an annotation
+            # event adds what it carries; a payload sent without credentials is never trained
+            # on. `event.training_tasks()` applies these rules (docs/training.md).
+            examples = {} if event.refits else dict(self.examples)
+            for task in event.training_tasks():
                 task_id, data = task.get("id"), task.get("data")
                 text = data.get(target.data_key) if isinstance(data, dict) else None
-                annotations = [*carried, *(task.get("annotations") or [])]
-                labels = chosen_labels(annotations, target.from_name, task_id)
+                labels = chosen_labels(target, task["annotations"])
                 if isinstance(task_id, int) and isinstance(text, str) and labels:
-                    examples[task_id] = (text, labels[-1])
-            if examples == self.examples:
-                return None
+                    examples[task_id] = (text, labels[-1])  # the latest annotation wins
+            if event.should_stop() or examples == self.examples:
+                return None  # cancelled (the result would be discarded), or nothing new
             self.examples = examples
             self.counts = self.fit_counts(examples)
             self.generation += 1

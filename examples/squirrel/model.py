@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,25 +161,18 @@ class Detector:
 
 
 def last_boxes(
-    annotations: Iterable[dict[str, Any]], target: Target
+    annotations: Sequence[dict[str, Any]], target: Target
 ) -> list[tuple[str, dict[str, float]]] | None:
-    """(label, percent value) of the last non-cancelled annotation's rectangles; None if the
-    task has no such annotation (an annotation without rectangles says: nothing here)."""
-    chosen = None
-    for annotation in annotations:
-        if isinstance(annotation, dict) and not annotation.get("was_cancelled"):
-            chosen = annotation
-    if chosen is None:
+    """(label, percent value) of the latest annotation's rectangles; None without annotations
+    (an annotation without rectangles says: nothing here)."""
+    if not annotations:
         return None
-    boxes = []
-    for item in chosen.get("result") or []:
-        value = item.get("value") if isinstance(item, dict) else None
-        if not isinstance(value, dict) or item.get("from_name") != target.from_name:
-            continue
-        for label in value.get("rectanglelabels") or []:
-            if label in target.labels and not value.get("rotation"):
-                boxes.append((label, value))
-    return boxes
+    return [
+        (label, item["value"])
+        for item in target.results_in(annotations[-1:])
+        for label in item["value"].get("rectanglelabels") or []
+        if label in target.labels and not item["value"].get("rotation")
+    ]
 
 
 def count_pixels(
@@ -245,26 +238,17 @@ class Squirrel(LabelStudioModel):
         if not event.label_config:
             return None
         target = target_of(event.label_config)
-        # A caller without credentials wrote this payload (docs/auth.md): never train on it.
-        refit = event.label_studio is not None and (
-            event.action == "START_TRAINING" or not event.authenticated
-        )
-        if not refit and not event.authenticated:
-            return None
         with self.lock:
-            tasks: Iterable[dict[str, Any]]
-            if refit:  # everything annotated, as Label Studio stores it
-                examples: dict[int, Example] = {}
-                tasks, carried = event.annotated_tasks(), []
-            else:
-                examples = dict(self.examples)
-                tasks, carried = event.tasks, event.annotations
-            for task in tasks:
-                if event.should_stop():
-                    return None
-                example = self.example_of(task, carried, target, event)
+            # "Start Training" refits on everything annotated in Label Studio; an annotation
+            # event adds what it carries; a payload sent without credentials is never trained
+            # on. `event.refits` and `event.training_tasks()` apply these rules.
+            examples: dict[int, Example] = {} if event.refits else dict(self.examples)
+            for task in event.training_tasks():
+                example = self.example_of(task, target, event)
                 if example is not None:
                     examples[task["id"]] = example
+            if event.should_stop():
+                return None  # cancelled: the result would be discarded
             if examples.keys() == self.examples.keys() and all(
                 examples[k].signature == self.examples[k].signature for k in examples
             ):
@@ -275,21 +259,14 @@ class Squirrel(LabelStudioModel):
             return f"squirrel-{self.generation}"
 
     def example_of(
-        self,
-        task: dict[str, Any],
-        carried: list[dict[str, Any]],
-        target: Target,
-        event: TrainingEvent,
+        self, task: dict[str, Any], target: Target, event: TrainingEvent
     ) -> Example | None:
-        """The task's colour counts, from its own annotations or those the event carried."""
+        """The task's colour counts, from its latest annotation."""
         task_id, data = task.get("id"), task.get("data")
         value = data.get(target.data_key) if isinstance(data, dict) else None
         if not isinstance(task_id, int) or not isinstance(value, str):
             return None
-        own = task.get("annotations") or [
-            a for a in carried if isinstance(a, dict) and a.get("task") == task_id
-        ]
-        boxes = last_boxes(own, target)
+        boxes = last_boxes(task["annotations"], target)
         if boxes is None:
             return None
         corners = [

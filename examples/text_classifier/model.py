@@ -41,7 +41,6 @@ import random
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import joblib
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -65,21 +64,6 @@ EXAMPLES_FILE = "examples.json"
 def target_of(label_config: str) -> Target:
     """The first Choices on a Text (or HyperText) of a label config."""
     return find_target(label_config, "Choices", ("Text", "HyperText"))
-
-
-def chosen_labels(
-    annotations: Iterable[dict[str, Any]], from_name: str, task_id: object
-) -> list[str]:
-    """The choices made for `from_name` in the task's non-cancelled annotations."""
-    return [
-        choice
-        for annotation in annotations
-        if annotation.get("task") in (None, task_id) and not annotation.get("was_cancelled")
-        for item in annotation.get("result") or []
-        if isinstance(item, dict) and item.get("from_name") == from_name
-        for choice in (item.get("value") or {}).get("choices") or []
-        if isinstance(choice, str)
-    ]
 
 
 def new_pipeline() -> Pipeline:
@@ -159,17 +143,10 @@ class TextClassifier(LabelStudioModel):
         if not event.label_config:
             return None
         target = target_of(event.label_config)
-        # A caller without credentials wrote this payload (docs/auth.md): never train on it.
-        # Refit from Label Studio's own data instead when its API is configured.
-        refit = event.label_studio is not None and (
-            event.action == "START_TRAINING" or not event.authenticated
-        )
-        if not refit and not event.authenticated:
-            return None
         with self.lock:
-            examples = self.collect(event, target, refit)
-            if examples is None or examples == self.examples:
-                return None
+            examples = self.collect(event, target)
+            if event.should_stop() or examples == self.examples:
+                return None  # cancelled (the result would be discarded), or nothing new
             pipeline = train_pipeline(examples.values())
             self.examples = examples
             if pipeline is None:  # still fewer than two classes: nothing new to serve
@@ -178,26 +155,25 @@ class TextClassifier(LabelStudioModel):
             self.generation += 1
             return f"tfidf-{self.generation}"
 
-    def collect(
-        self, event: TrainingEvent, target: Target, refit: bool
-    ) -> dict[int, tuple[str, str]] | None:
-        """The (text, label) examples after this event by task id; None if it was cancelled."""
-        tasks: Iterable[dict[str, Any]]
-        if refit:  # everything annotated, as Label Studio stores it
-            examples: dict[int, tuple[str, str]] = {}
-            tasks, carried = event.annotated_tasks(), []
-        else:  # everything known, plus what the event carries
-            examples = dict(self.examples)
-            tasks, carried = event.tasks, event.annotations
-        for task in tasks:
-            if event.should_stop():  # cancelled: the result would be discarded
-                return None
+    def collect(self, event: TrainingEvent, target: Target) -> dict[int, tuple[str, str]]:
+        """The (text, label) examples after this event, by task id.
+
+        "Start Training" refits on everything annotated in Label Studio; an annotation event
+        adds what it carries to what is known; a payload sent without credentials is never
+        trained on. `event.refits` and `event.training_tasks()` apply these rules.
+        """
+        examples = {} if event.refits else dict(self.examples)
+        for task in event.training_tasks():
             task_id, data = task.get("id"), task.get("data")
             text = data.get(target.data_key) if isinstance(data, dict) else None
-            annotations = [*carried, *(task.get("annotations") or [])]
-            labels = chosen_labels(annotations, target.from_name, task_id)
+            labels = [
+                choice
+                for item in target.results_in(task["annotations"])
+                for choice in item["value"].get("choices") or []
+                if isinstance(choice, str)
+            ]
             if isinstance(task_id, int) and isinstance(text, str) and labels:
-                examples[task_id] = (text, labels[-1])
+                examples[task_id] = (text, labels[-1])  # the latest annotation wins
         return examples
 
     def save(self, path: Path) -> None:

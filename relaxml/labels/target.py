@@ -8,8 +8,9 @@ with an error that says what to add when the config has no such pair.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .labelconfig import LabelConfig, parse_label_config
 from .tags import ControlTag, ObjectTag
@@ -50,6 +51,18 @@ class Target:
     def labels(self) -> tuple[str, ...]:
         """The control's labels as results store them; empty for labels from task data."""
         return () if self.control.dynamic_labels else self.control.label_names
+
+    def results_in(self, annotations: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The result items of this control in `annotations` (each `{"result": [...]}`, as
+        `event.training_tasks()` gives them), in order: what annotators said with it."""
+        return [
+            item
+            for annotation in annotations
+            for item in annotation.get("result") or []
+            if isinstance(item, dict)
+            and item.get("from_name") == self.from_name
+            and isinstance(item.get("value"), dict)
+        ]
 
 
 def find_target(
