@@ -144,6 +144,31 @@ def test_a_text_prompt_is_its_text():
     assert prompt.point is None
 
 
+NER_CONFIG = """<View>
+  <Labels name="label" toName="text"><Label value="ORG"/><Label value="PER"/></Labels>
+  <Text name="text" value="$text"/>
+</View>"""
+
+
+def test_a_labelled_span_of_a_text_is_a_span_prompt():
+    # The item the editor sends when an annotator labels "Acme Corp" with a Labels control
+    # and Auto-Annotation on (Label Studio 1.23.2): offsets, no image size.
+    selected = {
+        "value": {"start": 0, "end": 9, "text": "Acme Corp", "labels": ["ORG"]},
+        "id": "ZN54Ac17Hc", "from_name": "label", "to_name": "text", "type": "labels",
+        "origin": "manual",
+    }  # fmt: skip
+    [prompt] = parse_prompts({"result": [selected]}, NER_CONFIG)
+    assert (prompt.kind, prompt.span, prompt.text) == ("span", (0, 9), "Acme Corp")
+    assert (prompt.label, prompt.from_name, prompt.to_name) == ("ORG", "label", "text")
+    assert prompt.positive
+    assert prompt.image_size is None
+    backwards = {**selected, "value": {"start": 9, "end": 2, "labels": ["ORG"]}}
+    parsed = parse_prompts({"result": [backwards]}, NER_CONFIG)
+    assert list(parsed) == []
+    assert "integer offsets" in parsed.unparsed[0].reason
+
+
 def item(**fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "from_name": "kp",

@@ -38,7 +38,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import joblib
 import sklearn_crfsuite
@@ -51,7 +51,7 @@ from relaxml import (
     Task,
     TrainingEvent,
 )
-from relaxml.labels import Target, find_target
+from relaxml.labels import Prompt, Target, find_target
 
 TOKEN = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
 CRF_FILE = "crf.joblib"
@@ -217,23 +217,25 @@ class NER(LabelStudioModel):
             return [None] * len(tasks)
         target = target_of(context.label_config)
         crf = self.crf  # one consistent snapshot, even while fit runs
-        return [self.entities(task, target, crf, context.interactive) for task in tasks]
+        selected = [p for p in context.prompts.of_kind("span") if p.from_name == target.from_name]
+        return [self.entities(task, target, crf, selected) for task in tasks]
 
     def entities(
         self,
         task: Task,
         target: Target,
         crf: sklearn_crfsuite.CRF | None,
-        interactive: Mapping[str, Any] | None,
+        prompts: Sequence[Prompt],
     ) -> Prediction | None:
         """The spans for one task: the selected strings' other mentions, then the CRF's."""
         text = task.data.get(target.data_key)
         if not isinstance(text, str):
             return None
-        # The spans just labeled, from the raw `params.context.result`: relaxml's typed
-        # `context.prompts` covers image tools and text prompts, not `labels` spans.
-        items = interactive.get("result") if isinstance(interactive, Mapping) else None
-        selected = spans_in(items, target.from_name, text)
+        selected = [  # the spans just labelled in the editor (`context.prompts`)
+            Span(p.span[0], p.span[1], p.label)
+            for p in prompts
+            if p.span and p.label and 0 <= p.span[0] < p.span[1] <= len(text)
+        ]
         if crf is None and not selected:
             return None  # untrained, and nothing selected: nothing to say
         taken = [(s.start, s.end) for s in selected]

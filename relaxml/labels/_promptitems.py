@@ -7,8 +7,9 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-PromptKind = Literal["point", "box", "brush", "ellipse", "polygon", "text"]
-"""What was drawn: a keypoint, a rectangle, a brush stroke, an ellipse, a polygon or text."""
+PromptKind = Literal["point", "box", "brush", "ellipse", "polygon", "text", "span"]
+"""What was drawn: a keypoint, a rectangle, a brush stroke, an ellipse, a polygon, text, or a
+span of a Text selected with a Labels control."""
 
 _TOOLS: dict[str, PromptKind] = {
     "keypoint": "point",
@@ -21,6 +22,7 @@ KINDS: dict[str, PromptKind] = {
     **_TOOLS,
     **{f"{tool}labels": kind for tool, kind in _TOOLS.items()},
     "textarea": "text",
+    "labels": "span",
 }
 
 
@@ -57,6 +59,19 @@ def read_item(item: object, negative: Callable[[str, str], bool]) -> dict[str, A
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise Unreadable("a text prompt's value.text must be a list of strings")
         return {**common, "texts": tuple(texts)}
+    if kind == "span":
+        start, end = value.get("start"), value.get("end")
+        if type(start) is not int or type(end) is not int or not 0 <= start <= end:
+            raise Unreadable(
+                f"a span prompt needs integer offsets 0 <= start <= end, got {start!r:.30} "
+                f"and {end!r:.30}"
+            )
+        selected = value.get("text")
+        return {
+            **common,
+            "span": (start, end),
+            "texts": (selected,) if isinstance(selected, str) else (),
+        }
     width, height = _size(item)
     common["image_size"] = (width, height)
     sx, sy = width / 100, height / 100

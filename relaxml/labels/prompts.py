@@ -49,7 +49,10 @@ class Prompt:
     - `ellipse`: `point` (the centre), `radii` (rx, ry) and `rotation`;
     - `polygon`: `points`, the vertices in order;
     - `brush`: `rle`, the stroke as Label Studio's brush RLE; `mask()` decodes it;
-    - `text`: `text`, the lines joined by newlines (`texts` keeps them apart).
+    - `text`: `text`, the lines joined by newlines (`texts` keeps them apart);
+    - `span`: `span` (start, end), character offsets in the task's text (end exclusive), and
+      `text`, the selected characters when the editor sent them (a `Labels` region on a
+      `Text`: an annotator labelled one mention, for a model to label the others).
 
     `value` is the item's `value` as sent, in percent; `raw` the whole item.
     """
@@ -69,6 +72,7 @@ class Prompt:
     points: tuple[tuple[float, float], ...] = ()
     rle: tuple[int, ...] | None = field(default=None, repr=False)
     texts: tuple[str, ...] = ()
+    span: tuple[int, int] | None = None
 
     @property
     def negative(self) -> bool:
@@ -94,8 +98,9 @@ class Prompt:
 
     @property
     def text(self) -> str | None:
-        """A text prompt's text (its lines joined by newlines); None for other kinds."""
-        return "\n".join(self.texts) if self.kind == "text" else None
+        """A text prompt's text (its lines joined by newlines), a span's selected text; None
+        for other kinds."""
+        return "\n".join(self.texts) if self.kind in ("text", "span") and self.texts else None
 
     def mask(self) -> list[list[int]]:
         """A brush prompt's stroke as `height` rows of `width` alpha values (0..255)."""

@@ -179,8 +179,9 @@ def test_selecting_one_mention_labels_the_other_occurrences_of_the_string(serve)
     assert spans_of(result) == [Span(34, 43, "ORG")]
     assert result["result"][0]["value"]["text"] == "Acme Corp"
     assert result["result"][0]["score"] == 1.0
-    # relaxml's typed prompts do not cover spans (README): the model reads the raw call.
-    assert len(parse_prompts({"result": [selected]}, LABEL_CONFIG).unparsed) == 1
+    # The model reads the selection as relaxml's typed prompt of kind "span".
+    [prompt] = parse_prompts({"result": [selected]}, LABEL_CONFIG)
+    assert (prompt.kind, prompt.span, prompt.label) == ("span", (0, 9), "ORG")
 
 
 def test_occurrences_are_whole_words():
