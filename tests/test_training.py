@@ -267,3 +267,29 @@ def test_local_path_outside_a_run_says_so():
     event = TrainingEvent(action="START_TRAINING", project_id=1)
     with pytest.raises(RuntimeError, match="while relaxml trains"):
         event.local_path("/data/local-files/?d=a.png")
+
+
+class Frozen(LabelStudioModel):
+    """A model that never trains; its version names the weights it loads."""
+
+    weights = "a"
+
+    def __init__(self) -> None:
+        self.model_version = f"weights-{self.weights}"
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        return []
+
+
+def test_new_weights_of_an_untrained_model_are_served_without_a_warning(
+    serve, tmp_path, log_output, monkeypatch
+):
+    first = serve(Frozen, data_dir=str(tmp_path))
+    assert first.get("/health").json()["model_version"] == "weights-a"
+    first.__exit__(None, None, None)
+    monkeypatch.setattr(Frozen, "weights", "b")  # restarted with other weights
+    second = serve(Frozen, data_dir=str(tmp_path))
+    assert second.get("/health").json()["model_version"] == "weights-b"
+    assert second.get("/versions").json()["current"] == "weights-b"
+    assert "cannot serve" not in log_output.getvalue()
+    assert "the data directory's version weights-a was never trained" in log_output.getvalue()

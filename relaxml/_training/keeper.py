@@ -74,7 +74,17 @@ class ModelKeeper:
                 lambda: self.versions.record(self.initial_version, make_current=True)
             )
         elif current != self.model.model_version:
-            await self.swap(current, fresh=False)
+            record = await anyio.to_thread.run_sync(self.versions.get, current)
+            if record is not None and record.path is None:
+                # Never trained (no artifacts): the version of an earlier build of the model,
+                # whose code or weights changed since. The model's own version takes its place.
+                await anyio.to_thread.run_sync(self.versions.use, self.initial_version)
+                logger.info(
+                    "serving %s version %s: the data directory's version %s was never trained",
+                    self.name, self.initial_version, current,
+                )  # fmt: skip
+            else:
+                await self.swap(current, fresh=False)
 
     def fit(self, event: TrainingEvent) -> str | None:
         """Run the model's `fit` (blocking) and check what it returns."""
