@@ -135,9 +135,17 @@ def ml_backends(found: Found, report: Report) -> None:
         report.fail(f"ML backends of {found.project_label}: Label Studio did not list them")
         return
     if not records:
+        kind = address_kind(found.backend_url) if found.backend_url else None
+        refused = (
+            f" (Label Studio refuses {found.backend_url}, a {kind} address, with 403 'URL "
+            "resolves to a reserved network address' unless started with ML_BLOCK_LOCAL_IP=false)"
+            if kind
+            else ""
+        )
         report.fail(
             f"{found.project_label} has no ML backend",
-            "connect one: Project → Settings → Model → Connect Model, with the backend's URL",
+            "connect one: Project → Settings → Model → Connect Model, with the backend's URL"
+            + refused,
         )
         return
     wanted = (found.backend_url or "").rstrip("/")

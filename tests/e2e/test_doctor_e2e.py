@@ -8,14 +8,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import requests
 
 from ..support.browser import png
 from ..support.example_flow import upload
 from ..support.labelstudio import LabelStudio
-from ..support.processes import BackendFactory, BackendProcess
+from ..support.processes import BackendFactory, BackendProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = (
@@ -238,3 +240,43 @@ def test_a_missing_event_webhook_is_a_warning(label_studio, backend_factory, fre
     assert warning.startswith(f"warn  no event webhook to {backend.url}/webhook")
     assert "SSRF_PROTECTION_ENABLED" in warning
     assert out.splitlines()[-1].startswith("11 ok, 1 warning, 0 failed")
+
+
+@pytest.fixture(scope="module")
+def guarded_label_studio(
+    label_studio: LabelStudio, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LabelStudio]:
+    """A second Label Studio with its defaults for local addresses: backends on loopback or
+    private addresses refused (`ML_BLOCK_LOCAL_IP`), and no webhooks to them (SSRF)."""
+    server = LabelStudio(
+        label_studio.executable,
+        tmp_path_factory.mktemp("guarded-label-studio"),
+        free_port(),
+        env={"ML_BLOCK_LOCAL_IP": "true", "SSRF_PROTECTION_ENABLED": "true"},
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_label_studio_that_blocks_local_addresses(
+    guarded_label_studio, backend_factory, free_port
+):
+    ls = guarded_label_studio
+    project_id, _ = image_project(ls, "doctor blocked")
+    backend = serve(backend_factory, free_port)
+    refused = ls.api("POST", "/api/ml/", json={"project": project_id, "url": backend.url},
+                     check=False)  # fmt: skip
+    assert refused.status_code == 403  # Label Studio's own refusal, which the doctor explains
+    code, output = doctor(ls, ls.token, "--project", str(project_id), "--backend", backend.url)
+    assert code == 1, output
+    missing = line(output, "has no ML backend")
+    assert missing.startswith("FAIL")
+    assert "a loopback address, with 403" in missing
+    assert "ML_BLOCK_LOCAL_IP=false" in missing
+    blocked = line(output, "Label Studio's side")
+    assert blocked.startswith("warn")
+    assert "loopback address" in blocked
+    assert "ML_BLOCK_LOCAL_IP=false" in blocked
