@@ -21,7 +21,7 @@ from load import LoadResult, post_json
 from responsiveness import latency
 from suite import RELAXML, Suite, relaxml_spec
 
-from tests.support.fake_label_studio import FakeLabelStudio
+from relaxml.testing import FakeLabelStudio
 
 NAME = "interactive"
 TOKEN = "bench-token-123456"
@@ -44,7 +44,7 @@ def interactive_body(task_id: int = 1) -> bytes:
 def run(suite: Suite) -> dict[str, Any]:
     tasks = suite.scale(400, 10_000)
     seconds = suite.scale(1, 10)
-    fake = FakeLabelStudio(token=TOKEN)
+    fake = FakeLabelStudio(api_key=TOKEN, accept_unknown_tasks=True)
     env = {
         "LABEL_STUDIO_URL": fake.url,
         "LABEL_STUDIO_API_KEY": TOKEN,

@@ -5,7 +5,7 @@
     python bench/soak.py --clients 50 --seconds 20 --out DIR
 
 relaxml serves `bench/models.py:Trainable` on 127.0.0.1 with auto delivery, its Label Studio
-being a fake on loopback (tests/support/fake_label_studio.py) that stores the background
+being a fake on loopback (`relaxml.testing.FakeLabelStudio`) that stores the background
 predictions. Each client is a thread with its own keep-alive connection that sends, in a closed
 loop, a mix of `GET /health`, `POST /setup`, `POST /predict` inline (1-3 tasks) and in the
 background (12 tasks, more than RELAXML_AUTO_INLINE_MAX), and event webhooks (annotation created
@@ -60,7 +60,7 @@ from suite import relaxml_spec
 if str(REPO_DIR) not in sys.path:
     sys.path.append(str(REPO_DIR))  # the test harness in tests/support/, imported as a package
 
-from tests.support.fake_label_studio import FakeLabelStudio
+from relaxml.testing import FakeLabelStudio
 
 NAME = "soak"
 TOKEN = "soak-label-studio-token-0001"
@@ -368,7 +368,7 @@ def soak(
 ) -> dict[str, Any]:
     """One soak run; the results, with `problems` listing every property that failed."""
     warmup = max(2.0, seconds / 6)
-    fake = FakeLabelStudio(token=TOKEN)
+    fake = FakeLabelStudio(api_key=TOKEN, accept_unknown_tasks=True)
     env = {
         "LABEL_STUDIO_URL": fake.url,
         "LABEL_STUDIO_API_KEY": TOKEN,
@@ -391,7 +391,7 @@ def soak(
             alive = server.process.poll() is None
     finally:
         fake.close()
-    delivered = fake.by_task()
+    delivered = fake.predictions_by_task()
     expected = warm_tally.background_tasks | tally.background_tasks
     not_delivered = len(expected - set(delivered))
     twice = sum(1 for task, n in delivered.items() if task in expected and n > 1)

@@ -12,9 +12,9 @@ import pytest
 
 from relaxml import Context, Prediction, Task
 from relaxml._delivery.outbox import Outbox
+from relaxml.testing import FakeLabelStudio
 
 from .conftest import backend_of, wait_for
-from .support.fake_label_studio import FakeLabelStudio
 from .support.models import Echo, choice
 
 PROJECT = 7
@@ -47,13 +47,14 @@ class Picky(Echo):
 
 @pytest.fixture
 def fake() -> Iterator[FakeLabelStudio]:
-    server = FakeLabelStudio()
-    yield server
-    server.close()
+    """A Label Studio that makes the tasks it is sent predictions for on first sight."""
+    with FakeLabelStudio(accept_unknown_tasks=True) as server:
+        server.add_project(id=PROJECT)
+        yield server
 
 
 def setup(client: Any, fake: FakeLabelStudio, token: str | None = None) -> None:
-    body = {"project": f"{PROJECT}.1", "hostname": fake.url, "access_token": token or fake.token}
+    body = {"project": f"{PROJECT}.1", "hostname": fake.url, "access_token": token or fake.api_key}
     assert client.post("/setup", json=body).status_code == 200
 
 
@@ -77,7 +78,7 @@ def test_background_answers_at_once_and_delivers_every_prediction(serve, fake):
     assert answer["results"] == []
     assert answer["queued"] == 200
     wait_for(lambda: job_of(client, answer["job"])["state"] == "done")
-    assert fake.by_task() == dict.fromkeys(range(1, 201), 1)
+    assert fake.predictions_by_task() == dict.fromkeys(range(1, 201), 1)
     stored = fake.predictions[0]
     assert stored["model_version"] == "echo-1"
     assert stored["result"] == [choice(Task(id=stored["task"], data={}))]
@@ -89,26 +90,26 @@ def test_background_answers_at_once_and_delivers_every_prediction(serve, fake):
 def test_retrieve_twice_does_not_queue_twice(serve, fake):
     client = serve(Background)
     setup(client, fake)
-    fake.mode = "down"  # keep the first job in flight
+    fake.fail("/", 503, times=10**9)  # down: keep the first job in flight
     first = client.post("/predict", json=tasks(1, 2, 3)).json()
     second = client.post("/predict", json=tasks(2, 3, 4)).json()
     assert (first["queued"], second["queued"]) == (3, 1)
-    fake.mode = "ok"
-    wait_for(lambda: len(fake.by_task()) == 4)
+    fake.recover()
+    wait_for(lambda: len(fake.predictions_by_task()) == 4)
     time.sleep(0.3)
-    assert fake.by_task() == {1: 1, 2: 1, 3: 1, 4: 1}
+    assert fake.predictions_by_task() == {1: 1, 2: 1, 3: 1, 4: 1}
 
 
 def test_label_studio_down_then_up_loses_nothing(serve, fake):
     client = serve(Background)
     setup(client, fake)
-    fake.mode = "down"
+    fake.fail("/", 503, times=10**9)  # down
     job = client.post("/predict", json=tasks(*range(1, 51))).json()["job"]
     wait_for(lambda: job_of(client, job)["delivering"] == 50)
     assert "503" in job_of(client, job)["errors"][0]["error"]
-    fake.mode = "ok"
+    fake.recover()
     wait_for(lambda: job_of(client, job)["state"] == "done", timeout=20)
-    assert fake.by_task() == dict.fromkeys(range(1, 51), 1)
+    assert fake.predictions_by_task() == dict.fromkeys(range(1, 51), 1)
     metrics = client.get("/metrics").text
     assert 'relaxml_deliveries_total{outcome="retried"}' in metrics
     assert 'relaxml_deliveries_total{outcome="ok"} 50' in metrics
@@ -117,19 +118,20 @@ def test_label_studio_down_then_up_loses_nothing(serve, fake):
 def test_a_lost_response_does_not_store_twice(serve, fake):
     client = serve(Background)
     setup(client, fake)
-    fake.mode = "lose"  # Label Studio stores, but relaxml sees a 500
+    # Label Studio stores, but relaxml sees a 500
+    fake.fail(f"/api/projects/{PROJECT}/import", 500, times=10**9, lost=True)
     job = client.post("/predict", json=tasks(1, 2, 3)).json()["job"]
     wait_for(lambda: job_of(client, job)["errors"])
-    fake.mode = "ok"
+    fake.recover()
     wait_for(lambda: job_of(client, job)["state"] == "done", timeout=20)
-    assert fake.by_task() == {1: 1, 2: 1, 3: 1}
+    assert fake.predictions_by_task() == {1: 1, 2: 1, 3: 1}
 
 
 def test_restart_resumes_queued_and_unconfirmed_work(serve, fake, tmp_path):
     data_dir = str(tmp_path / "data")
     first = serve(Background, data_dir=data_dir)
     setup(first, fake)
-    fake.mode = "down"
+    fake.fail("/", 503, times=10**9)  # down
     job = first.post("/predict", json=tasks(*range(1, 21))).json()["job"]
     wait_for(lambda: job_of(first, job)["delivering"] == 20)
     first.__exit__(None, None, None)
@@ -138,13 +140,13 @@ def test_restart_resumes_queued_and_unconfirmed_work(serve, fake, tmp_path):
     db.execute("UPDATE items SET state = 'sending', next_at = 0 WHERE task_id <= 10")
     db.commit()
     db.close()
-    fake.mode = "ok"
-    fake.predictions.append({"project": PROJECT, "task": 1, "model_version": "echo-1"})
+    fake.recover()
+    fake.store_prediction({"task": 1, "model_version": "echo-1", "result": []})
 
     second = serve(Background, data_dir=data_dir)
     setup(second, fake)
     wait_for(lambda: job_of(second, job)["state"] == "done", timeout=20)
-    assert fake.by_task() == dict.fromkeys(range(1, 21), 1)
+    assert fake.predictions_by_task() == dict.fromkeys(range(1, 21), 1)
 
 
 def test_one_failing_task_does_not_stop_the_rest(serve, fake):
@@ -163,16 +165,18 @@ def test_one_failing_task_does_not_stop_the_rest(serve, fake):
             "error": "Picky.predict raised ValueError: cannot read this one",
         }
     ]
-    assert sorted(fake.by_task()) == [1, 3]
+    assert sorted(fake.predictions_by_task()) == [1, 3]
 
 
 def test_a_task_label_studio_refuses_fails_alone(serve, fake):
     client = serve(Background)
     setup(client, fake)
-    fake.mode, fake.refused = "refuse", {2}
+    fake.accept_unknown_tasks = False  # tasks 1 and 3 exist, 2 was deleted
+    fake.add_task(PROJECT, {"text": "1"}, id=1)
+    fake.add_task(PROJECT, {"text": "3"}, id=3)
     job = client.post("/predict", json=tasks(1, 2, 3)).json()["job"]
     wait_for(lambda: job_of(client, job)["state"] == "done")
-    assert sorted(fake.by_task()) == [1, 3]
+    assert sorted(fake.predictions_by_task()) == [1, 3]
     assert job_of(client, job)["failed"] == 1
 
 
@@ -183,7 +187,7 @@ def test_auto_is_inline_for_small_requests_and_background_for_bulk(serve, fake):
     assert len(small["results"]) == 2
     bulk = client.post("/predict", json=tasks(*range(10, 30))).json()
     assert bulk["results"] == []
-    wait_for(lambda: len(fake.by_task()) == 20)
+    wait_for(lambda: len(fake.predictions_by_task()) == 20)
 
 
 def test_auto_stays_inline_when_label_studio_refuses_the_key(serve, fake, caplog):
@@ -203,7 +207,7 @@ def test_interactive_is_inline_even_in_background_mode(serve, fake):
 
 
 def test_api_key_setting_overrides_the_setup_token(serve, fake):
-    client = serve(Background, label_studio_api_key=fake.token, label_studio_url=fake.url)
+    client = serve(Background, label_studio_api_key=fake.api_key, label_studio_url=fake.url)
     setup(client, fake, token="stale-legacy-token")
     job = client.post("/predict", json=tasks(1)).json()["job"]
     wait_for(lambda: job_of(client, job)["state"] == "done")
@@ -215,7 +219,7 @@ def test_model_can_send_predictions_itself(serve, fake):
     model = backend_of(client).model
     job = model.send_predictions({5: Prediction(result=[], score=0.4), 6: None}, project=PROJECT)
     wait_for(lambda: job_of(client, job)["state"] == "done")
-    assert fake.by_task() == {5: 1, 6: 1}
+    assert fake.predictions_by_task() == {5: 1, 6: 1}
 
 
 def test_send_predictions_needs_a_served_model():
@@ -268,10 +272,10 @@ def test_a_job_stored_with_an_unusable_url_waits_then_goes_with_label_studio_url
     second.__exit__(None, None, None)
 
     third = serve(
-        Background, data_dir=data_dir, label_studio_url=fake.url, label_studio_api_key=fake.token
+        Background, data_dir=data_dir, label_studio_url=fake.url, label_studio_api_key=fake.api_key
     )
     wait_for(lambda: job_of(third, job)["state"] == "done", timeout=20)
-    assert fake.by_task() == {1: 1, 2: 1}
+    assert fake.predictions_by_task() == {1: 1, 2: 1}
 
 
 def test_a_job_predicted_quickly_goes_in_full_imports_only(serve, fake):
@@ -280,7 +284,7 @@ def test_a_job_predicted_quickly_goes_in_full_imports_only(serve, fake):
     job = client.post("/predict", json=tasks(*range(1, 201))).json()["job"]
     wait_for(lambda: job_of(client, job)["state"] == "done")
     assert fake.imports == [50, 50, 50, 50]
-    assert fake.by_task() == dict.fromkeys(range(1, 201), 1)
+    assert fake.predictions_by_task() == dict.fromkeys(range(1, 201), 1)
 
     small = client.post("/predict", json=tasks(*range(300, 320))).json()["job"]
     wait_for(lambda: job_of(client, small)["state"] == "done")
@@ -298,7 +302,7 @@ def test_predictions_of_a_slow_job_wait_for_a_full_import_at_most_the_hold(serve
     wait_for(lambda: job_of(client, job)["state"] == "done")
     assert len(fake.imports) > 1
     assert sum(fake.imports) == 100
-    assert fake.by_task() == dict.fromkeys(range(1, 101), 1)
+    assert fake.predictions_by_task() == dict.fromkeys(range(1, 101), 1)
 
 
 def queued_job(outbox: Outbox, *task_ids: int) -> str:

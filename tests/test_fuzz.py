@@ -41,9 +41,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from relaxml import Context, LabelStudioModel, Settings, Task, TrainingEvent, create_app
+from relaxml.testing import FakeLabelStudio
 
 from .conftest import POST_ROUTES
-from .support.fake_label_studio import FakeLabelStudio
 
 KEY = "fuzz0ls0api0key0c0ffee0000000001"
 USER, PASSWORD = "fuzzuser", "fuzz-basic-pass-7f3a9"
@@ -109,7 +109,7 @@ class Target:
 
 @pytest.fixture(scope="module")
 def fake_ls() -> Iterator[FakeLabelStudio]:
-    fake = FakeLabelStudio(token=KEY)
+    fake = FakeLabelStudio(api_key=KEY, accept_unknown_tasks=True)
     yield fake
     fake.close()
 

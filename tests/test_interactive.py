@@ -103,13 +103,13 @@ class Sized(LabelStudioModel):
 
 
 def test_background_jobs_take_small_batches_while_an_annotator_is_at_work(serve):
-    from .support.fake_label_studio import FakeLabelStudio
+    from relaxml.testing import FakeLabelStudio
 
-    fake = FakeLabelStudio()
+    fake = FakeLabelStudio(accept_unknown_tasks=True)
     try:
         model = Sized()
         client = serve(model)
-        setup = {"project": "7.1", "hostname": fake.url, "access_token": fake.token}
+        setup = {"project": "7.1", "hostname": fake.url, "access_token": fake.api_key}
         assert client.post("/setup", json=setup).status_code == 200
 
         def job(first: int) -> dict[str, Any]:
@@ -117,13 +117,13 @@ def test_background_jobs_take_small_batches_while_an_annotator_is_at_work(serve)
             return {"project": "7.1", "tasks": [{"id": i, "data": {}, "project": 7} for i in ids]}
 
         assert client.post("/predict", json=job(1)).json()["queued"] == 64
-        wait_for(lambda: len(fake.by_task()) == 64)
+        wait_for(lambda: len(fake.predictions_by_task()) == 64)
         assert {size for interactive, size in model.sizes} == {32}  # full batches: nobody waits
         one = {"project": "7.1", "tasks": [{"id": 999, "data": {}}], "params": {"context": {}}}
         assert client.post("/predict", json=one).status_code == 200
         model.sizes.clear()
         assert client.post("/predict", json=job(101)).json()["queued"] == 64
-        wait_for(lambda: len(fake.by_task()) == 128)
+        wait_for(lambda: len(fake.predictions_by_task()) == 128)
         sizes = [size for interactive, size in model.sizes if not interactive]
         assert sum(sizes) == 64
         assert max(sizes) <= 4  # about 20 ms of work at 5 ms per task

@@ -26,9 +26,9 @@ from relaxml.errors import HTTPError, describe
 from relaxml.labelstudio._pool import ClientPool
 from relaxml.labelstudio.client import LabelStudioClient, LabelStudioError
 from relaxml.labelstudio.media import MediaError
+from relaxml.testing import FakeLabelStudio
 
 from .conftest import wait_for
-from .support.fake_label_studio import FakeLabelStudio
 from .support.httpfakes import FakeServer, Reply, Seen, make_jwt
 from .support.models import Echo
 
@@ -242,7 +242,7 @@ class Background(Echo):
 def test_setup_naming_an_attacker_never_gets_the_configured_key(
     serve: Any, world: World, key: str
 ) -> None:
-    fake = FakeLabelStudio(token="good-token-123")
+    fake = FakeLabelStudio(api_key="good-token-123", accept_unknown_tasks=True)
     try:
         app = serve(Background, label_studio_url=fake.url, label_studio_api_key=key)
         setup = {"project": "7.1", "hostname": world.evil.url, "access_token": None}
@@ -251,7 +251,9 @@ def test_setup_naming_an_attacker_never_gets_the_configured_key(
         answer = app.post("/predict", json={"project": "7.1", "tasks": tasks})
         assert answer.status_code == 200
         if key == "good-token-123":
-            wait_for(lambda: len(fake.by_task()) == 5)  # delivered to the configured one
+            wait_for(
+                lambda: len(fake.predictions_by_task()) == 5
+            )  # delivered to the configured one
         else:
             time.sleep(0.5)  # the fake refuses a PAT; only the evil host matters here
         assert world.leaks(key) == []
@@ -260,7 +262,7 @@ def test_setup_naming_an_attacker_never_gets_the_configured_key(
 
 
 def test_a_setup_token_never_goes_to_another_setups_hostname(serve: Any, world: World) -> None:
-    fake = FakeLabelStudio(token=SETUP_TOKEN)
+    fake = FakeLabelStudio(api_key=SETUP_TOKEN, accept_unknown_tasks=True)
     try:
         app = serve(Background)
         # the attacker names its host first, and a bulk job is queued for it

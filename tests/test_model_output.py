@@ -20,9 +20,9 @@ from relaxml import Context, LabelStudioModel, Prediction, Task
 from relaxml._throttle import LogThrottle
 from relaxml.labels.results import ResultBuilder, ResultError
 from relaxml.prediction import json_safe, normalize, plain_number, real_number
+from relaxml.testing import FakeLabelStudio
 
 from .conftest import wait_for
-from .support.fake_label_studio import FakeLabelStudio
 
 CONFIGS = Path(__file__).parent / "fixtures" / "label_configs"
 DETECTION = (CONFIGS / "computer-vision--object-detection-with-bounding-boxes.xml").read_text()
@@ -216,7 +216,7 @@ def test_a_result_nested_or_looping_forever_is_a_model_output_error(serve):
 
 @pytest.fixture
 def fake() -> Iterator[FakeLabelStudio]:
-    server = FakeLabelStudio()
+    server = FakeLabelStudio(accept_unknown_tasks=True)
     yield server
     server.close()
 
@@ -227,7 +227,7 @@ def test_background_predictions_are_made_json_safe_before_they_are_stored(serve,
         return [one_region(v)([t], context)[0] for t, v in zip(tasks, values, strict=True)]
 
     client = serve(squirrel(output, delivery="background"))
-    setup = {"project": f"{PROJECT}.1", "hostname": fake.url, "access_token": fake.token}
+    setup = {"project": f"{PROJECT}.1", "hostname": fake.url, "access_token": fake.api_key}
     assert client.post("/setup", json=setup).status_code == 200
     request = body(1, 2)
     request["tasks"][1]["data"]["bad"] = True

@@ -12,9 +12,9 @@ import pytest
 from relaxml._delivery.outbox import Outbox
 from relaxml._training import store as trainingstore
 from relaxml._training.store import TrainingStore
+from relaxml.testing import FakeLabelStudio
 
 from .conftest import backend_of, wait_for
-from .support.fake_label_studio import FakeLabelStudio
 from .support.models import Echo
 
 PROJECT = 7
@@ -26,7 +26,7 @@ class Background(Echo):
 
 @pytest.fixture
 def fake() -> Iterator[FakeLabelStudio]:
-    server = FakeLabelStudio()
+    server = FakeLabelStudio(accept_unknown_tasks=True)
     yield server
     server.close()
 
@@ -53,7 +53,7 @@ def queue(outbox: Outbox, *task_ids: int, state: str = "ready") -> str:
 
 def test_delivered_items_fold_into_their_jobs_count_over_http(serve, fake):
     client = serve(Background)
-    body = {"project": f"{PROJECT}.1", "hostname": fake.url, "access_token": fake.token}
+    body = {"project": f"{PROJECT}.1", "hostname": fake.url, "access_token": fake.api_key}
     assert client.post("/setup", json=body).status_code == 200
     tasks = [{"id": i, "data": {"text": str(i)}, "project": PROJECT} for i in range(1, 51)]
     job = client.post("/predict", json={"project": f"{PROJECT}.1", "tasks": tasks}).json()["job"]

@@ -8,20 +8,17 @@ status codes (the contract relaxml's own end-to-end tests hold against a real La
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
-import requests
-
-from ._routes import Reply, route
+from . import _fakeml
+from ._fakehttp import handler_for
 
 
 class FakeLabelStudio:
@@ -29,9 +26,12 @@ class FakeLabelStudio:
     predictions, ML backends and their event webhooks, and both kinds of key, with failures on
     demand.
 
-    `api_key` is what the backend gets as `LABEL_STUDIO_API_KEY`: a legacy token by default, or
-    a personal access token (a JWT refresh token, exchanged at `/api/token/refresh/` for
-    5-minute access tokens) with `personal_access_token=True`. Every request is recorded in
+    `api_key` is what the backend gets as `LABEL_STUDIO_API_KEY`: a legacy token by default (or
+    the one given), or a personal access token (a JWT refresh token, exchanged at
+    `/api/token/refresh/` for 5-minute access tokens) with `personal_access_token=True`. With
+    `accept_unknown_tasks`, projects and tasks it is asked about or sent predictions for are
+    made on first sight (for load tests that send made-up ids; Label Studio answers 404 and
+    400). Every request is recorded in
     `requests` as `(method, path)`; the predictions stored, by the bulk import or one by one, are
     in `predictions`. Use it as a context manager, or call `close()`.
 
@@ -43,11 +43,20 @@ class FakeLabelStudio:
 
     version = "1.23.2"
 
-    def __init__(self, *, personal_access_token: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        personal_access_token: bool = False,
+        api_key: str | None = None,
+        accept_unknown_tasks: bool = False,
+    ) -> None:
         self.personal_access_token = personal_access_token
-        self.api_key = _jwt({"token_type": "refresh", "exp": time.time() + 3e9}) if (
-            personal_access_token
-        ) else "0123456789abcdef0123456789abcdef01234567"  # fmt: skip
+        if api_key is None:
+            api_key = _jwt({"token_type": "refresh", "exp": time.time() + 3e9}) if (
+                personal_access_token
+            ) else "0123456789abcdef0123456789abcdef01234567"  # fmt: skip
+        self.api_key = api_key
+        self.accept_unknown_tasks = accept_unknown_tasks
         self.access_tokens: set[str] = set()
         self.projects: dict[int, dict[str, Any]] = {}
         self.tasks: dict[int, dict[str, Any]] = {}
@@ -65,7 +74,7 @@ class FakeLabelStudio:
         self._ids["webhook"] = 0
         self._passwords: dict[int, str] = {}
         self.lock = threading.RLock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -90,10 +99,12 @@ class FakeLabelStudio:
         """`LABEL_STUDIO_URL` and `LABEL_STUDIO_API_KEY` for a backend that should use it."""
         return {"LABEL_STUDIO_URL": self.url, "LABEL_STUDIO_API_KEY": self.api_key}
 
-    def add_project(self, label_config: str, title: str = "Project") -> int:
-        """Create a project; its id."""
+    def add_project(
+        self, label_config: str = "<View/>", title: str = "Project", *, id: int | None = None
+    ) -> int:
+        """Create a project (with the id given, or the next one); its id."""
         with self.lock:
-            project_id = self._next("project")
+            project_id = self._take("project", id)
             self.projects[project_id] = {
                 "id": project_id, "title": title, "label_config": label_config,
                 "created_at": _now(),
@@ -101,13 +112,19 @@ class FakeLabelStudio:
             return project_id
 
     def add_task(
-        self, project_id: int, data: dict[str, Any], annotations: Iterable[list[Any]] = ()
+        self,
+        project_id: int,
+        data: dict[str, Any],
+        annotations: Iterable[list[Any]] = (),
+        *,
+        id: int | None = None,
     ) -> int:
-        """Create a task with `data` (and one annotation per `result` list given); its id."""
+        """Create a task with `data` (and one annotation per `result` list given), with the id
+        given or the next one; its id."""
         with self.lock:
             if project_id not in self.projects:
                 raise KeyError(f"no project {project_id}")
-            task_id = self._next("task")
+            task_id = self._take("task", id)
             self.tasks[task_id] = {
                 "id": task_id, "project": project_id, "data": data, "meta": {},
                 "annotations": [], "predictions": [], "created_at": _now(),
@@ -154,73 +171,34 @@ class FakeLabelStudio:
         """Connect an ML backend to a project, as `POST /api/ml` does (without its checks);
         its id. Its event webhook (`{url}/webhook`) is created too, unless `ssrf_protection`
         refuses the address. `GET /api/ml?project=` calls its `/health` and `/setup`."""
-        with self.lock:
-            ml_id = self._next("ml")
-            user, password = basic_auth or ("", "")
-            self.ml_backends[ml_id] = {
-                "id": ml_id, "project": project_id, "url": url, "title": title,
-                "state": "DI", "readable_state": "Disconnected", "error_message": None,
-                "auth_method": "BASIC_AUTH" if basic_auth else "NONE",
-                "basic_auth_user": user, "basic_auth_pass_is_set": bool(password),
-                "model_version": "", "is_interactive": False, "auto_update": True,
-                "timeout": 100, "extra_params": None, "created_at": _now(),
-            }  # fmt: skip
-            self._passwords[ml_id] = password
-            hook = url.rstrip("/") + "/webhook"
-            if not (self.ssrf_protection and private_address(url)):
-                self.webhooks.append({
-                    "id": self._next("webhook"), "project": project_id, "url": hook,
-                    "send_payload": True, "send_for_all_actions": True, "headers": {},
-                    "is_active": True, "actions": [],
-                })  # fmt: skip
-            return ml_id
+        return _fakeml.add_ml_backend(self, project_id, url, title, basic_auth)
 
     def refresh_ml_backend(self, ml_id: int) -> dict[str, Any]:
         """Call the backend's `/health`, then `/setup`, and set its state as Label Studio's
         `update_state` does; the record."""
-        with self.lock:
-            record = self.ml_backends[ml_id]
-            project = dict(self.projects[record["project"]])
-            auth = (record["basic_auth_user"], self._passwords[ml_id])
-        url = record["url"].rstrip("/") + "/"
-        kw: dict[str, Any] = {"auth": auth if all(auth) else None, "allow_redirects": False}
-        state, error, version = "DI", None, None
-        if self.block_local_ip and private_address(url):
-            error = "URL resolves to a reserved network address"
-        else:
-            try:
-                requests.get(url + "health", timeout=(1, 1), **kw).raise_for_status()
-                created = project["created_at"].replace("Z", "+00:00")
-                stamp = int(datetime.fromisoformat(created).timestamp())
-                answer = requests.post(
-                    url + "setup",
-                    json={
-                        "project": f"{project['id']}.{stamp}",
-                        "schema": project["label_config"],
-                        "hostname": self.url,
-                        "access_token": None,
-                        "extra_params": None,
-                    },
-                    timeout=(1, 3),
-                    **kw,
-                )
-                state = "ER"
-                answer.raise_for_status()
-                version = answer.json().get("model_version")
-                state = "CO"
-            except (requests.RequestException, ValueError) as exc:
-                error = str(exc)
-        readable = {"CO": "Connected", "ER": "Error", "DI": "Disconnected"}[state]
-        with self.lock:
-            record.update(state=state, readable_state=readable, error_message=error)
-            if state == "CO":
-                record["model_version"] = version
-            return dict(record)
+        return _fakeml.refresh_ml_backend(self, ml_id)
 
-    def fail(self, path_prefix: str, status: int = 500, times: int = 1) -> None:
-        """Answer the next `times` requests whose path starts with `path_prefix` with `status`."""
+    def fail(
+        self, path_prefix: str, status: int = 500, times: int = 1, *, lost: bool = False
+    ) -> None:
+        """Answer the next `times` requests whose path starts with `path_prefix` (`"/"`: all)
+        with `status`. With `lost`, each request takes effect first and only its answer fails,
+        as when a response is lost on the way back."""
         with self.lock:
-            self._failures.append([path_prefix, status, times])
+            self._failures.append([path_prefix, status, times, lost])
+
+    def recover(self) -> None:
+        """Forget the failures `fail` asked for: answer normally again."""
+        with self.lock:
+            self._failures.clear()
+
+    def predictions_by_task(self) -> dict[int, int]:
+        """How many predictions are stored for each task."""
+        with self.lock:
+            counts: dict[int, int] = {}
+            for prediction in self.predictions:
+                counts[prediction["task"]] = counts.get(prediction["task"], 0) + 1
+            return counts
 
     def predictions_of(self, task_id: int) -> list[dict[str, Any]]:
         """The predictions stored for a task, oldest first."""
@@ -241,10 +219,40 @@ class FakeLabelStudio:
             "annotation": annotation,
         }
 
+    def project(self, project_id: int) -> dict[str, Any] | None:
+        """The project, or None. With `accept_unknown_tasks` an unknown one is made."""
+        with self.lock:
+            if project_id not in self.projects and self.accept_unknown_tasks:
+                self.projects[project_id] = {
+                    "id": project_id, "title": "Project", "label_config": "<View/>",
+                    "created_at": _now(),
+                }  # fmt: skip
+            return self.projects.get(project_id)
+
+    def task_of_project(self, task_id: object, project_id: int | None) -> dict[str, Any] | None:
+        """The task `task_id` (of `project_id`, when given), or None. With
+        `accept_unknown_tasks` an unknown id becomes a task (and project) on first sight."""
+        if not isinstance(task_id, int) or isinstance(task_id, bool):
+            return None
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None and self.accept_unknown_tasks:
+                project = project_id or 1
+                self.project(project)
+                task = self.tasks[task_id] = {
+                    "id": task_id, "project": project, "data": {}, "meta": {},
+                    "annotations": [], "predictions": [], "created_at": _now(),
+                }  # fmt: skip
+            if task is None or project_id not in (None, task["project"]):
+                return None
+            return task
+
     def store_prediction(self, prediction: dict[str, Any]) -> dict[str, Any]:
         """Store one prediction (`{"task", "result", "score"?, "model_version"?}`)."""
         with self.lock:
-            task = self.tasks[prediction["task"]]
+            task = self.task_of_project(prediction["task"], None)
+            if task is None:
+                raise KeyError(f"no task {prediction['task']}")
             stored = {
                 "id": self._next("prediction"), "project": task["project"], "score": None,
                 "model_version": "", "created_at": _now(), **prediction,
@@ -273,30 +281,24 @@ class FakeLabelStudio:
             self.access_tokens.add(token)
         return token
 
-    def injected_failure(self, path: str) -> int | None:
-        """The status to answer `path` with, when a failure was asked for it."""
+    def injected_failure(self, path: str) -> tuple[int, bool] | None:
+        """(status, lost) to answer `path` with, when a failure was asked for it."""
         with self.lock:
             for failure in self._failures:
                 if path.startswith(failure[0]) and failure[2] > 0:
                     failure[2] -= 1
-                    return int(failure[1])
+                    return int(failure[1]), bool(failure[3])
         return None
+
+    def _take(self, kind: str, wanted: int | None) -> int:
+        if wanted is None:
+            return self._next(kind)
+        self._ids[kind] = max(self._ids[kind], wanted)
+        return wanted
 
     def _next(self, kind: str) -> int:
         self._ids[kind] += 1
         return self._ids[kind]
-
-
-def private_address(url: str) -> bool:
-    """Whether the URL's host is a loopback, private or link-local address (or `localhost`)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private or ip.is_link_local
 
 
 def _now() -> str:
@@ -308,41 +310,3 @@ def _jwt(claims: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
     return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
-
-
-def _handler(fake: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _serve(self, method: str) -> None:
-            parts = urlsplit(self.path)
-            path = unquote(parts.path)
-            with fake.lock:
-                fake.requests.append((method, path))
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = None
-            status = fake.injected_failure(path)
-            if status is not None:
-                reply = Reply(status, {"detail": "failure injected by the test"})
-            else:
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                reply = route(fake, method, path, query, body, self.headers.get("Authorization"))
-            data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._serve("GET")
-
-        def do_POST(self) -> None:
-            self._serve("POST")
-
-    return Handler

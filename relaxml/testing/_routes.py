@@ -71,7 +71,7 @@ def _get(fake: FakeLabelStudio, path: str, query: dict[str, str]) -> Reply:
     if path == "/api/current-user/whoami":
         return Reply(200, {"id": 1, "email": "annotator@example.com", "username": "annotator"})
     if match := re.fullmatch(r"/api/projects/(\d+)/?", path):
-        project = fake.projects.get(int(match[1]))
+        project = fake.project(int(match[1]))
         return Reply(200, project) if project else Reply(404, NO_PROJECT)
     if path in ("/api/tasks", "/api/tasks/"):
         return _task_page(fake, query)
@@ -116,9 +116,7 @@ def _post(fake: FakeLabelStudio, path: str, body: Any) -> Reply:
     if match := re.fullmatch(r"/api/projects/(\d+)/import/predictions", path):
         project_id = int(match[1])
         items = body if isinstance(body, list) else []
-        bad = [
-            i for i in items if fake.tasks.get(_task_of(i) or 0, {}).get("project") != project_id
-        ]
+        bad = [i for i in items if fake.task_of_project(_task_of(i), project_id) is None]
         if bad or not isinstance(body, list):
             return Reply(400, {"detail": "each prediction needs a task of this project"})
         for item in items:
@@ -126,7 +124,7 @@ def _post(fake: FakeLabelStudio, path: str, body: Any) -> Reply:
         fake.imports.append(len(items))
         return Reply(201, {"created": len(items)})
     if path == "/api/predictions/":
-        if not isinstance(body, dict) or _task_of(body) not in fake.tasks:
+        if not isinstance(body, dict) or fake.task_of_project(_task_of(body), None) is None:
             return Reply(400, {"task": ["Invalid pk - object does not exist."]})
         return Reply(201, fake.store_prediction(body))
     if match := re.fullmatch(r"/api/tasks/(\d+)/annotations/?", path):
