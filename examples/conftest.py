@@ -13,6 +13,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import pytest
 from packaging.requirements import InvalidRequirement, Requirement
 from starlette.testclient import TestClient
 
-from relaxml import LabelStudioModel, Settings, create_app
+from relaxml import LabelStudioModel
+from relaxml.testing import serve as serve_model
 
 EXAMPLES = Path(__file__).resolve().parent
 MODES = ("auto", "require")
@@ -88,24 +90,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Serve a model class in-process (lifespan included) and return a `TestClient` for it.
+def serve() -> Iterator[Any]:
+    """Serve a model class in-process (lifespan included) and return a `TestClient` for it:
+    `relaxml.testing.serve`, kept open until the test ends.
 
     `serve(Model, **settings)`: settings are `relaxml.Settings` fields; each app gets a fresh
-    data directory unless `data_dir` is given. Every app is stopped when the test ends.
+    data directory unless `data_dir` is given.
     """
-    clients: list[TestClient] = []
+    with ExitStack() as stack:
 
-    def start(model: type[LabelStudioModel], **settings: Any) -> TestClient:
-        settings.setdefault("data_dir", str(tmp_path_factory.mktemp("data")))
-        client = TestClient(create_app(model, Settings(**settings)), raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        return client
+        def start(model: type[LabelStudioModel], **settings: Any) -> TestClient:
+            return stack.enter_context(serve_model(model, **settings)).client
 
-    yield start
-    for client in clients:
-        client.__exit__(None, None, None)
+        yield start
 
 
 def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
