@@ -122,11 +122,21 @@ def test_a_new_project_passes_its_tests_and_serves_as_its_dockerfile_says(
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
+    dockerfile = (project / "Dockerfile").read_text().replace("\\\n", " ")  # join continued lines
+
+    # The Dockerfile's install step as it is written: relaxml's wheel put in wheels/ (as the
+    # README says), `COPY wheels/ /tmp/wheels/`, then its `RUN pip install ...` line.
+    built = fresh_venv.parents[2] / "wheels"
+    for wheel in built.glob("relaxml-*.whl"):
+        shutil.copy(wheel, project / "wheels")
+    copied = shutil.copytree(project / "wheels", tmp_path / "copied-wheels")
+    (run,) = [line for line in dockerfile.splitlines() if line.startswith("RUN pip install")]
     install = subprocess.run(
-        [str(fresh_venv), "-m", "pip", "install", "-q", "-r", "requirements.txt"],
-        cwd=project, env=env, capture_output=True, text=True,
+        run.removeprefix("RUN ").replace("/tmp/wheels", str(copied)),
+        shell=True, cwd=project, env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr
+    assert not copied.exists()  # the line's own clean-up ran
     tests = subprocess.run(
         [str(fresh_venv), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
@@ -134,7 +144,6 @@ def test_a_new_project_passes_its_tests_and_serves_as_its_dockerfile_says(
     assert tests.returncode == 0, tests.stdout[-3000:]
 
     # The Dockerfile's CMD, then its HEALTHCHECK command, on a free port.
-    dockerfile = (project / "Dockerfile").read_text().replace("\\\n", " ")  # join continued lines
     port = str(free_port())
     cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M)[1])  # type: ignore[index]
     check = re.search(r"^HEALTHCHECK .*? CMD (.*)$", dockerfile, re.M)[1]  # type: ignore[index]
