@@ -16,8 +16,8 @@ prediction's `score` is the probability of the chosen class, so sorting Label St
 Manager by prediction score puts the tasks the model is least sure of first (uncertainty
 sampling).
 
-Before it has seen two different classes there is nothing to fit: it predicts the config's
-first choice with score 1/K (K choices), a placeholder that says "no idea" and sorts first.
+Before it has seen two different classes there is nothing to fit, and it predicts nothing: an
+empty prediction of `tfidf-0` for each task, never a guess.
 
 Training:
 
@@ -88,18 +88,18 @@ def train_pipeline(examples: Iterable[tuple[str, str]]) -> Pipeline | None:
 
 def classify(
     pipeline: Pipeline | None, texts: Sequence[str], labels: Sequence[str]
-) -> list[tuple[str, float]]:
+) -> list[tuple[str, float] | None]:
     """The most probable of `labels` for each text, with its probability.
 
-    Without a pipeline, or when it knows none of `labels`, every text gets the first label
-    with probability 1/len(labels). Classes the config no longer lists are left out and the
-    remaining probabilities renormalized.
+    Without a pipeline, or when it knows none of `labels`, every text gets None: no answer.
+    Classes the config no longer lists are left out and the remaining probabilities
+    renormalized.
     """
     known = [str(c) for c in pipeline.classes_] if pipeline is not None else []
     columns = [i for i, c in enumerate(known) if c in labels]
     if pipeline is None or not columns or not texts:
-        return [(labels[0], 1.0 / len(labels))] * len(texts)
-    answers = []
+        return [None] * len(texts)
+    answers: list[tuple[str, float] | None] = []
     for row in pipeline.predict_proba(list(texts)):
         kept = {known[i]: float(row[i]) for i in columns}
         total = sum(kept.values()) or 1.0
@@ -130,7 +130,9 @@ class TextClassifier(LabelStudioModel):
         readable = {i: text for i, text in texts.items() if isinstance(text, str)}
         classified = classify(pipeline, list(readable.values()), target.labels)
         answers = dict(zip(readable, classified, strict=True))
-        return [self.prediction(target, *answers[i]) if i in answers else None for i in texts]
+        return [
+            self.prediction(target, *answer) if (answer := answers.get(i)) else None for i in texts
+        ]
 
     @staticmethod
     def prediction(target: Target, label: str, probability: float) -> Prediction:
