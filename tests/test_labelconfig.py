@@ -296,3 +296,24 @@ def test_case_insensitive_matching_includes_predicted_values():
     vehicle, park = config.control("c").labels
     assert config.control("c").match_label("CAR") is vehicle
     assert config.control("c").match_label("car-park") is park
+
+
+def test_model_params_are_the_typed_model_attributes():
+    config = parse_label_config(
+        '<View><Image name="image" value="$image"/>'
+        '<RectangleLabels name="label" toName="image" model_path="yolo-s.pt"'
+        ' model_score_threshold="0.4" model_skip="False" model_max_det="300"'
+        ' model_classes="cat, dog" model_="x" smart="true">'
+        '<Label value="Cat"/></RectangleLabels></View>'
+    )
+    params = config.control("label").model_params
+    assert params == {
+        "path": "yolo-s.pt",
+        "score_threshold": 0.4,
+        "skip": False,
+        "max_det": 300,
+        "classes": "cat, dog",
+    }
+    assert type(params["max_det"]) is int
+    plain = '<View><Text name="t" value="$t"/><Choices name="c" toName="t"/></View>'
+    assert parse_label_config(plain).control("c").model_params == {}

@@ -6,6 +6,7 @@ and shared between requests. `relaxml.labels.labelconfig` builds them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -82,6 +83,25 @@ class ObjectTag:
         return value[1:] if value and value.startswith("$") else None
 
 
+ModelParam = str | int | float | bool
+"""A `model_*` attribute's value, typed (`ControlTag.model_params`)."""
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def typed_param(value: str) -> ModelParam:
+    """An attribute's text as a bool, int, float or the string itself."""
+    text = value.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _DECIMAL.fullmatch(text):
+        return float(text)
+    return value
+
+
 @dataclass(frozen=True)
 class ControlTag:
     """A tag annotators (and models) produce results with, such as `<RectangleLabels>`."""
@@ -131,6 +151,19 @@ class ControlTag:
     def per_region(self) -> bool:
         """Whether the control labels regions rather than the whole task (`perRegion`)."""
         return self.attrs.get("perRegion", "").lower() == "true"
+
+    @cached_property
+    def model_params(self) -> Mapping[str, ModelParam]:
+        """The control's `model_*` attributes, typed, without the prefix: settings a project
+        gives the model in its label config (`<RectangleLabels model_path="yolo-s.pt"
+        model_score_threshold="0.4" model_skip="false">` → `{"path": "yolo-s.pt",
+        "score_threshold": 0.4, "skip": False}`). `true`/`false` (any case) are booleans,
+        integers and decimal numbers are numbers, anything else the string as written."""
+        return {
+            name[len("model_") :]: typed_param(value)
+            for name, value in self.attrs.items()
+            if name.startswith("model_") and len(name) > len("model_")
+        }
 
     @cached_property
     def label_names(self) -> tuple[str, ...]:
