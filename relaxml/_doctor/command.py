@@ -8,7 +8,7 @@ import click
 
 from .._redaction import remember
 from ..settings import Settings
-from . import backend, studio
+from . import backend, records, studio
 from .found import Found
 from .report import Report
 
@@ -20,11 +20,11 @@ CHECKS = (
     studio.media,
     backend.backend_here,
     backend.setup_here,
-    backend.ml_backends,
-    backend.label_studio_reaches,
-    backend.event_webhook,
-    backend.model_version,
-    backend.basic_auth,
+    records.ml_backends,
+    records.label_studio_reaches,
+    records.event_webhook,
+    records.model_version,
+    records.basic_auth,
 )
 _OWN_OPTIONS = (
     "LABEL_STUDIO_URL",
