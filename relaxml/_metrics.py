@@ -145,6 +145,8 @@ def describe_metrics(metrics: Metrics) -> None:
         ("relaxml_request_duration_seconds", "histogram", "HTTP request latency by route"),
         ("relaxml_tasks_predicted_total", "counter", "Tasks predicted, by mode"),
         ("relaxml_predict_errors_total", "counter", "Tasks whose prediction failed, by mode"),
+        ("relaxml_oom_splits_total", "counter", "Calls out of memory, split in halves, by mode"),
+        ("relaxml_oom_failures_total", "counter", "Tasks out of memory alone, by mode"),
         ("relaxml_deliveries_total", "counter", "Predictions sent to Label Studio, by outcome"),
         ("relaxml_training_runs_total", "counter", "Training runs finished, by state"),
     ):

@@ -38,6 +38,9 @@ class LabelStudioModel(abc.ABC):
       Label Studio (docs/delivery.md). `RELAXML_DELIVERY` overrides it per deployment.
     - `memo_entries`, `memo_bytes`: the bounds of `context.memo`, the values of expensive
       per-task work kept between calls (16 entries, 1 GiB by default; docs/interactive.md).
+    - `oom_errors`: exception classes that mean `predict` ran out of memory, beside torch's
+      `OutOfMemoryError` (always recognized). A call that raises one is retried on each half
+      of its tasks, down to one task (docs/concurrency.md, "Out of memory").
     """
 
     model_version: str = ""
@@ -46,6 +49,8 @@ class LabelStudioModel(abc.ABC):
     delivery: ClassVar[str] = "auto"
     memo_entries: ClassVar[int] = 16
     memo_bytes: ClassVar[int] = 1 << 30
+    oom_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    """Exception classes that mean out of memory, beside torch's `OutOfMemoryError`."""
 
     _derived_version: ClassVar[bool] = True
     _relaxml_sender: Callable[[Mapping[int, TaskOutput], Project | int], str] | None = None
@@ -178,6 +183,11 @@ def check_attributes(model: type[LabelStudioModel] | LabelStudioModel) -> None:
         bound = getattr(model, attribute)
         if isinstance(bound, bool) or not isinstance(bound, int) or bound < 0:
             raise ValueError(f"{name}.{attribute} must be an integer of at least 0, got {bound!r}")
+    oom = model.oom_errors
+    if not isinstance(oom, tuple) or not all(
+        isinstance(cls, type) and issubclass(cls, BaseException) for cls in oom
+    ):
+        raise TypeError(f"{name}.oom_errors must be a tuple of exception classes, got {oom!r}")
     if model.delivery not in DELIVERY_MODES:
         raise ValueError(
             f"{name}.delivery must be 'auto', 'inline' or 'background', got {model.delivery!r}"

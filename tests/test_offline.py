@@ -44,6 +44,23 @@ class Wrong(LabelStudioModel):
             for t in tasks
         ]
 
+class OutOfMemoryError(RuntimeError):
+    """Looks like torch's, without torch."""
+
+OutOfMemoryError.__module__ = "torch.cuda"
+
+class Greedy(LabelStudioModel):
+    """Out of memory above two tasks, and on a task whose text is huge, even alone."""
+    max_batch_size = 8
+    def predict(self, tasks, context):
+        if len(tasks) > 2 or any(t.data["text"] == "huge" for t in tasks):
+            raise OutOfMemoryError("CUDA out of memory")
+        return [
+            Prediction(result=[{"from_name": "sentiment", "to_name": "text", "type": "choices",
+                                "value": {"choices": ["positive"]}}], score=len(tasks) / 10)
+            for task in tasks
+        ]
+
 class Later(LabelStudioModel):
     """An async predict: each prediction names the event loop and the size of its call."""
     async def predict(self, tasks, context):
@@ -127,6 +144,23 @@ def test_an_async_model_runs_every_chunk_on_one_loop(models, tmp_path):
     choices = [t["predictions"][0]["result"][0]["value"]["choices"] for t in written]
     assert len({loop for loop, _ in choices}) == 1
     assert [int(size) for _, size in choices] == [32] * 64 + [6] * 6
+
+
+def test_a_chunk_out_of_memory_is_split_and_a_task_out_of_memory_alone_is_listed(models, tmp_path):
+    tasks = tmp_path / "tasks.json"
+    texts = ["a", "b", "huge", "d", "e"]
+    tasks.write_text(json.dumps([{"id": i, "data": {"text": t}} for i, t in enumerate(texts, 1)]))
+    out = tmp_path / "o.json"
+    result = run("predict", f"{models}:Greedy", "--tasks", tasks, "--config", CONFIG, "--out", out)
+    assert result.exit_code == 1
+    assert (
+        "Greedy.predict ran out of memory on task 3 alone: OutOfMemoryError: CUDA out of memory"
+        in result.output
+    )
+    assert "4 predictions for 5 tasks" in result.output
+    written = json.loads(out.read_text())
+    scores = [[p["score"] for p in t["predictions"]] for t in written]
+    assert scores == [[0.2], [0.2], [], [0.2], [0.2]]  # calls of 5, then 3 and 2, then 2 and 1
 
 
 @pytest.mark.parametrize(

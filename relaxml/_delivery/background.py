@@ -2,7 +2,8 @@
 
 It decides whether a request goes to the background (the delivery mode and the `auto` rule),
 queues it in the outbox, predicts queued items when the `Deliverer` asks (isolating tasks the
-model fails on), and queues predictions a model sends itself.
+model fails on; a task that runs out of memory alone fails as one item), and queues predictions
+a model sends itself.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from .._oom import is_oom_entry
 from .._supervise import Wakeup
 from ..context import Context, RunModel
 from ..errors import Failure
@@ -133,7 +135,10 @@ class BackgroundPredictions:
                 results.update(await self.predict_items(job, [_item_of(job, task)]))
             return results
         for task, entry in zip(tasks, entries, strict=True):
-            results[task.id] = entry if isinstance(entry, list) else [entry]
+            if is_oom_entry(entry):  # out of memory alone: a failed item, the others delivered
+                results[task.id] = str(entry["detail"])
+            else:
+                results[task.id] = entry if isinstance(entry, list) else [entry]
         return results
 
     def client_for(self, job: Job) -> LabelStudioClient:

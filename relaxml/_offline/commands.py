@@ -56,9 +56,10 @@ def predict(
     Studio, and write the tasks with their predictions, ready to import.
 
     Each prediction is checked against --config as Label Studio's editor reads it; problems are
-    listed and make the exit status 1 (the file is written all the same). Task media is read as
-    the server reads it: files under LOCAL_FILES_DOCUMENT_ROOT, plain URLs, and Label Studio's
-    files when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are set.
+    listed and make the exit status 1 (the file is written all the same), as does a task that
+    runs out of memory alone (a chunk out of memory is split in halves, as when served). Task
+    media is read as the server reads it: files under LOCAL_FILES_DOCUMENT_ROOT, plain URLs,
+    and Label Studio's files when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are set.
     """
     try:
         model_class = load_model_class(target, app_dir)
@@ -76,12 +77,14 @@ def predict(
     written = write_import(out_path, tasks, outcome.entries)
     for index, problems in outcome.problems.items():
         _report(f"task {tasks[index]['id']}", problems)
+    for detail in outcome.failed.values():
+        click.echo(detail, err=True)  # it names the task
     click.echo(
         f"{written} predictions for {len(tasks)} tasks written to {out_path} "
         f"(model version {model.model_version})",
         err=True,
     )
-    if outcome.problems:
+    if outcome.problems or outcome.failed:
         raise SystemExit(1)
     if config is None:
         click.echo("not checked: pass --config to check the predictions", err=True)

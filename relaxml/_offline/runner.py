@@ -2,19 +2,23 @@
 
 The model is built once; `setup` gets a project with the label config; tasks go to `predict` in
 chunks of the model's `max_batch_size` (32 when it sets none); each output is normalized as
-`/predict` normalizes it, then checked against the label config with `check_prediction`.
+`/predict` normalizes it, then checked against the label config with `check_prediction`. A
+chunk that runs out of memory is split in halves as when served (`_oom.split_on_oom`); a task
+out of memory alone is noted in `Outcome.failed` and gets no prediction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from .._metrics import Metrics
+from .._oom import is_oom_entry, split_on_oom
 from ..context import Context
 from ..labels.validation import Problem, check_prediction
 from ..labelstudio._pool import ClientPool
@@ -27,6 +31,7 @@ from ..protocol import Task
 from ..settings import Settings
 
 DEFAULT_CHUNK = 32
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,6 +40,8 @@ class Outcome:
 
     entries: list[Entry] = field(default_factory=list)
     problems: dict[int, list[Problem]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    """Tasks out of memory alone, by position: the detail."""
 
 
 def run_model(
@@ -67,11 +74,25 @@ def run_model(
             for start in range(0, len(tasks), chunk)
         ]
 
-        def take(batch: list[Task], output: object) -> None:
-            entries = normalize(
-                output, len(batch), model_version=model.model_version, source=source
+        async def call(batch: list[Task]) -> list[Entry]:
+            output = model.predict(batch, context)
+            if model.predicts_async():
+                output = await output  # type: ignore[misc]
+            return normalize(output, len(batch), model_version=model.model_version, source=source)
+
+        async def take(batch: list[Task]) -> None:
+            entries = await split_on_oom(
+                call,
+                batch,
+                oom_errors=model.oom_errors,
+                source=source,
+                metrics=Metrics(),
+                mode="offline",
             )
             for entry in entries:
+                if is_oom_entry(entry):
+                    outcome.failed[len(outcome.entries)] = str(entry["detail"])
+                    entry = {"result": []}  # no prediction: written without one
                 found = _problems(label_config, entry) if label_config else []
                 if found:
                     outcome.problems[len(outcome.entries)] = found
@@ -82,13 +103,23 @@ def run_model(
 
             async def run_all() -> None:  # one event loop for every call, as when served
                 for batch in batches:
-                    take(batch, await model.predict(batch, context))  # type: ignore[misc]
+                    await take(batch)
 
             asyncio.run(run_all())
-        else:
+        else:  # no event loop around a sync predict, as in the server's model threads
             for batch in batches:
-                take(batch, model.predict(batch, context))
+                _finish(take(batch))
     return outcome
+
+
+def _finish(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (it awaits only sync work) without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("a sync predict call was expected not to suspend")
 
 
 def _media(pool: ClientPool, settings: Settings, cache: Path) -> MediaFetcher:

@@ -28,6 +28,7 @@ from .._delivery.outbox import Outbox
 from .._delivery.pace import Pace
 from .._delivery.worker import Deliverer
 from .._metrics import Metrics
+from .._oom import OUT_OF_MEMORY, is_oom_entry, split_on_oom
 from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
 from .._throttle import LogThrottle
 from .._training.keeper import ModelKeeper
@@ -260,37 +261,66 @@ class Backend:
                 except Failure:
                     self.metrics.inc("relaxml_predict_errors_total", len(chunk), mode="inline")
                     raise
-        self.metrics.inc("relaxml_tasks_predicted_total", len(results), mode="inline")
+        failed = [entry for entry in results if is_oom_entry(entry)]
+        self.metrics.inc("relaxml_tasks_predicted_total", len(results) - len(failed), mode="inline")
+        if failed:
+            self.metrics.inc("relaxml_predict_errors_total", len(failed), mode="inline")
+            if len(failed) == len(results):  # nothing to answer: the request fails as a whole
+                raise HTTPError(503, OUT_OF_MEMORY, _all_failed(failed))
         return {"results": results, "model_version": self.model_version}
 
-    async def _run_model(self, tasks: list[Task], context: Context) -> list[Entry]:
+    async def _run_model(
+        self, tasks: list[Task], context: Context, *, mode: str = "inline"
+    ) -> list[Entry]:
+        """`predict` on `tasks` through the scheduler, its output normalized and checked; a
+        call that runs out of memory is split in halves (`_oom.split_on_oom`), and a task that
+        runs out of memory alone gets an `out_of_memory` entry."""
         version = self.model_version
+        model = self.model
         interactive = context.is_interactive
         if interactive:
             self.pace.note_interactive()
-        try:
-            if self.model.predicts_async():
-                output = await self.scheduler.run_async(self.model.predict, tasks, context)
+        source = f"{self.name}.predict"
+
+        async def call(batch: list[Task]) -> list[Entry]:
+            if model.predicts_async():
+                output = await self.scheduler.run_async(model.predict, batch, context)
             else:
-                model = self.model
                 output = await self.scheduler.run_sync(
-                    self._timed, model, tasks, context, urgent=interactive
+                    self._timed, model, batch, context, urgent=interactive
                 )
+            return normalize(
+                output,
+                len(batch),
+                model_version=version,
+                source=source,
+                check_json=False,  # the answer is checked when it is serialized
+            )
+
+        try:
+            entries = await split_on_oom(
+                call,
+                tasks,
+                oom_errors=model.oom_errors,
+                source=source,
+                metrics=self.metrics,
+                mode=mode,
+            )
+        except ModelOutputError as error:
+            raise self._refused(error) from None
         except Failure:
             raise
         except Exception as exc:
             logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)
             raise ModelError(f"{self.name}.predict raised {describe(exc)}") from None
         try:
-            entries = normalize(
-                output,
-                len(tasks),
-                model_version=version,
-                source=f"{self.name}.predict",
-                check_json=False,  # the answer is checked when it is serialized
-            )
             if context.label_config:
-                self.output_check(tasks, entries, context.label_config)
+                kept = [i for i, entry in enumerate(entries) if not is_oom_entry(entry)]
+                self.output_check(
+                    [tasks[i] for i in kept] if len(kept) < len(tasks) else tasks,
+                    [entries[i] for i in kept] if len(kept) < len(tasks) else entries,
+                    context.label_config,
+                )
         except ModelOutputError as error:
             raise self._refused(error) from None
         return entries
@@ -306,7 +336,7 @@ class Backend:
 
     async def _run_stored(self, tasks: list[Task], context: Context) -> list[Entry]:
         """`_run_model` for background predictions, stored as JSON before they are sent."""
-        return self.json_safe(await self._run_model(tasks, context))
+        return self.json_safe(await self._run_model(tasks, context, mode="background"))
 
     def json_safe(self, entries: list[Entry]) -> list[Entry]:
         """`prediction.json_safe` for this model's entries; a refusal is logged."""
@@ -368,3 +398,10 @@ class Backend:
         except Exception as exc:
             logger.error("%s.%s raised", self.name, what, exc_info=exc)
             raise ModelError(f"{self.name}.{what} raised {describe(exc)}") from None
+
+
+def _all_failed(failed: list[dict[str, Any]]) -> str:
+    """The detail of a request whose every task ran out of memory alone."""
+    if len(failed) == 1:
+        return str(failed[0]["detail"])
+    return f"{failed[0]['detail']} (and each of the other {len(failed) - 1} tasks too)"
