@@ -140,3 +140,15 @@ def test_the_fake_refuses_what_label_studio_refuses(label_studio):
     assert whoami.status_code == 401
     refresh = requests.post(fake.url + "/api/token/refresh/", json={"refresh": "x"}, timeout=5)
     assert refresh.status_code == 401
+
+
+def test_an_error_entry_is_an_answer_label_studio_accepts():
+    answer = {
+        "results": [
+            {"result": [], "score": 0.0, "model_version": "v1"},
+            {"error": "out_of_memory", "detail": "task 2 does not fit"},
+        ]
+    }
+    assert_predict_response(answer, 2)
+    with pytest.raises(AssertionError):
+        assert_predict_response({"results": [{"error": 3}]}, 1)
