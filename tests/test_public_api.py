@@ -148,6 +148,7 @@ def test_testing_all_is_pinned():
         "assert_predict_response",
         "assert_prediction",
         "make_context",
+        "make_event",
         "make_task",
         "serve",
         "wait_for_training",

@@ -15,7 +15,7 @@ def test_predicts_a_choice():
 from __future__ import annotations
 
 from ._assertions import assert_predict_response, assert_prediction
-from ._factories import make_context, make_task
+from ._factories import make_context, make_event, make_task
 from ._fakelabelstudio import FakeLabelStudio
 from ._served import ServedModel, serve, wait_for_training
 
@@ -25,6 +25,7 @@ __all__ = [
     "assert_predict_response",
     "assert_prediction",
     "make_context",
+    "make_event",
     "make_task",
     "serve",
     "wait_for_training",

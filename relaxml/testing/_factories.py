@@ -1,14 +1,17 @@
-"""`make_task` and `make_context`: what `predict` gets, built without a server."""
+"""`make_task`, `make_context` and `make_event`: what `predict` and `fit` get, built without a
+server."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..context import Context
+from ..events import RunControl, TrainingEvent
 from ..labelstudio.client import LabelStudioClient
 from ..labelstudio.media import MediaFetcher
 from ..memo import Memo
@@ -57,4 +60,44 @@ def make_context(
         interactive=interactive,
         media=media,
         memo=memo or Memo(),
+    )
+
+
+def make_event(
+    label_config: str | None = None,
+    *,
+    action: str = "START_TRAINING",
+    tasks: Sequence[dict[str, Any]] = (),
+    annotations: Sequence[dict[str, Any]] = (),
+    authenticated: bool = True,
+    project_id: int = 1,
+    label_studio: FakeLabelStudio | None = None,
+    local_files_root: str | Path | None = None,
+) -> TrainingEvent:
+    """A `TrainingEvent` for calling `fit` directly, as a training run gives it.
+
+    `tasks` and `annotations` are what the event carries (an annotation webhook's task and
+    annotation, the legacy `/train`'s annotated tasks). With `label_studio` (a
+    `FakeLabelStudio`), the run reaches its API: `event.annotated_tasks()` and, on "Start
+    Training", `event.training_tasks()` page through the fake's annotated tasks of
+    `project_id`, and `event.local_path` downloads its uploads. `local_files_root` serves
+    `/data/local-files/?d=...` values from a folder.
+    """
+    client = None
+    if label_studio is not None:
+        client = LabelStudioClient(label_studio.url, label_studio.api_key)
+    cache = Path(tempfile.mkdtemp(prefix="relaxml-media-"))
+    media = MediaFetcher(
+        client, cache, local_files_root=Path(local_files_root) if local_files_root else None
+    )
+    weakref.finalize(media, shutil.rmtree, cache, True)
+    return TrainingEvent(
+        action=action,
+        project_id=project_id,
+        label_config=label_config,
+        project={"id": project_id, "label_config": label_config},
+        annotations=list(annotations),
+        tasks=list(tasks),
+        authenticated=authenticated,
+        control=RunControl(client, None, media),
     )

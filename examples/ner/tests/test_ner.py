@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from examples.conftest import wait_for
-from relaxml import TrainingEvent, check_prediction
-from relaxml.events import RunControl
+from relaxml import check_prediction
 from relaxml.labels import parse_prompts
+from relaxml.testing import FakeLabelStudio, ServedModel, make_event, wait_for_training
 
 from ..model import NER, Span, crf_spans, occurrences, tokenize, train_crf
 
@@ -139,23 +137,9 @@ def annotate(client: Any, pairs: list[tuple[str, list[Span]]]) -> str:
         answer = client.post("/webhook", json=annotation_event(task_id, text, spans))
         assert answer.status_code < 300, answer.text
         job = answer.json()["job"]
-
-    def finished() -> bool:
-        return client.get(f"/jobs/{job}").json()["state"] in ("succeeded", "failed", "cancelled")
-
-    wait_for(finished)
-    assert client.get(f"/jobs/{job}").json()["state"] == "succeeded"
-    return str(client.get("/health").json()["model_version"])
-
-
-@dataclass(frozen=True)
-class FetchedEvent(TrainingEvent):
-    """An event whose annotated tasks come from a list instead of Label Studio's API."""
-
-    fetched: tuple[dict[str, Any], ...] = ()
-
-    def annotated_tasks(self, *, only_changed: bool = False) -> Iterator[dict[str, Any]]:
-        yield from self.fetched
+    served = ServedModel(client)
+    assert wait_for_training(served, job)["state"] == "succeeded"
+    return served.model_version
 
 
 # --- Tests ---
@@ -226,36 +210,33 @@ def test_a_trained_model_answers_a_selection_with_the_matches_and_what_the_crf_f
 def test_start_training_refits_on_every_annotated_task_and_only_changes_bring_a_version():
     model = NER()
 
-    def event(pairs: list[tuple[str, list[Span]]]) -> FetchedEvent:
-        fetched = tuple(
-            {
-                "id": task_id,
-                "data": {"text": text},
-                "annotations": [annotation_event(task_id, text, spans)["annotation"]],
-            }
-            for task_id, (text, spans) in enumerate(pairs, start=1)
-        )
-        control = RunControl(client=object(), last_success=None)  # the fetch is faked
-        return FetchedEvent("START_TRAINING", 7, LABEL_CONFIG, control=control, fetched=fetched)
+    def event(studio: FakeLabelStudio, pairs: list[tuple[str, list[Span]]]) -> Any:
+        """START_TRAINING while project 7's annotated tasks are `pairs`, tasks 1, 2, ..."""
+        studio.tasks.clear()
+        project = studio.add_project(LABEL_CONFIG, id=7)
+        for task_id, (text, spans) in enumerate(pairs, start=1):
+            result = annotation_event(task_id, text, spans)["annotation"]["result"]
+            studio.add_task(project, {"text": text}, [result], id=task_id)
+        return make_event(LABEL_CONFIG, project_id=project, label_studio=studio)
 
     nothing = [("Nothing much happened at the market this week.", [])]
-    assert model.fit(event(nothing)) is None  # no entity at all: nothing to fit
-    assert model.crf is None
     pairs = generated_sentences(20, seed=4, half=0)
-    assert model.fit(event(pairs)) == "crf-1"
-    assert model.examples[1] == pairs[0]
-    assert model.fit(event(pairs)) is None  # nothing new: no new version
-    assert model.fit(event(pairs[:10])) == "crf-2"
+    with FakeLabelStudio() as studio:
+        assert model.fit(event(studio, nothing)) is None  # no entity at all: nothing to fit
+        assert model.crf is None
+        assert model.fit(event(studio, pairs)) == "crf-1"
+        assert model.examples[1] == pairs[0]
+        assert model.fit(event(studio, pairs)) is None  # nothing new: no new version
+        assert model.fit(event(studio, pairs[:10])) == "crf-2"
     assert len(model.examples) == 10
 
 
 def test_unauthenticated_annotation_payloads_are_not_trained_on():
     model = NER()
     hooks = [annotation_event(i, t, s) for i, (t, s) in enumerate(generated_sentences(5, 6, 0))]
-    forged = TrainingEvent(
+    forged = make_event(
+        LABEL_CONFIG,
         action="ANNOTATION_CREATED",
-        project_id=7,
-        label_config=LABEL_CONFIG,
         annotations=[hook["annotation"] for hook in hooks],
         tasks=[hook["task"] for hook in hooks],
         authenticated=False,

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from examples.conftest import wait_for
-from relaxml import ResultBuilder, TrainingEvent, check_prediction
-from relaxml.events import RunControl
+from relaxml import ResultBuilder, check_prediction
+from relaxml.testing import FakeLabelStudio, make_event
 
 from ..model import OCR, Lexicon, Pair, iou, read_lines, target_of
 from .pages import BENCHMARK, Page, abbreviated_pages, benchmark_pages, render_page
@@ -125,51 +123,41 @@ def test_annotation_event_learns_corrections_and_labels_which_survive_a_restart(
         assert labels == [["Text"], ["Handwriting"]]
 
 
-@dataclass(frozen=True)
-class FetchedEvent(TrainingEvent):
-    """An event whose annotated tasks come from a list, and media from a folder, instead of
-    Label Studio's API."""
-
-    fetched: tuple[dict[str, Any], ...] = ()
-    folder: Path = Path()
-
-    def annotated_tasks(self, *, only_changed: bool = False) -> Iterator[dict[str, Any]]:
-        yield from self.fetched
-
-    def local_path(self, value: str, task: dict[str, Any] | int | None = None) -> Path:
-        return self.folder / value.split("?d=")[1]
+def start_training(
+    studio: FakeLabelStudio, folder: Path, annotated: list[tuple[int, str, list[dict[str, Any]]]]
+) -> Any:
+    """START_TRAINING while project 7's tasks are (id, image file, annotations), the images
+    served from `folder` as Local Files."""
+    project = studio.add_project(LABEL_CONFIG, id=7)
+    for task_id, name, stored in annotated:
+        studio.add_task(project, task(task_id, name)["data"], id=task_id)
+        for given in stored:
+            studio.annotate(task_id, **given)
+    return make_event(
+        LABEL_CONFIG, project_id=project, label_studio=studio, local_files_root=folder
+    )
 
 
 def test_start_training_refits_on_every_annotated_task_and_skips_cancelled_ones(tmp_path):
     page = write_page(tmp_path, "train.png", TRAIN_PAGE)
     done = {"result": annotation(page, WRITTEN, LABELS)}
     cancelled = {"was_cancelled": True, "result": annotation(page, [*NEW_PAGE, "x"], LABELS)}
-    fetched = (
-        {**task(6, "train.png"), "annotations": [done]},
-        {**task(4, "train.png"), "annotations": [cancelled]},
-    )
-    event = FetchedEvent(
-        action="START_TRAINING",
-        project_id=7,
-        label_config=LABEL_CONFIG,
-        control=RunControl(client=object(), last_success=None),  # any client: the fetch is faked
-        fetched=fetched,
-        folder=tmp_path,
-    )
     model = OCR()
-    assert model.fit(event) == "ocr-1"
-    assert list(model.pairs) == [6]
-    assert model.lexicon.corrections == {"Qty": "Quantity", "Amt": "Amount"}
-    assert model.fit(event) is None  # nothing new: no new version
+    with FakeLabelStudio() as studio:
+        annotated = [(6, "train.png", [done]), (4, "train.png", [cancelled])]
+        event = start_training(studio, tmp_path, annotated)
+        assert model.fit(event) == "ocr-1"
+        assert list(model.pairs) == [6]
+        assert model.lexicon.corrections == {"Qty": "Quantity", "Amt": "Amount"}
+        assert model.fit(event) is None  # nothing new: no new version
 
 
 def test_unauthenticated_annotation_payloads_are_not_trained_on(tmp_path):
     page = write_page(tmp_path, "train.png", TRAIN_PAGE)
     hook = annotation_event(3, "train.png", annotation(page, WRITTEN, LABELS))
-    forged = TrainingEvent(
+    forged = make_event(
+        LABEL_CONFIG,
         action="ANNOTATION_CREATED",
-        project_id=7,
-        label_config=LABEL_CONFIG,
         annotations=[hook["annotation"]],
         tasks=[hook["task"]],
         authenticated=False,
@@ -298,23 +286,16 @@ def test_readme_numbers_are_recomputed_from_the_rendered_pages():
 def learning_curve(tmp_path: Path) -> tuple[float, float]:
     """Character accuracy, against the annotators' transcriptions, on three pages printed with
     abbreviations: before and after `fit` on three other annotated pages."""
-    fetched = []
+    annotated = []
     for n, (page, written) in enumerate(abbreviated_pages(seed=1)):
         page.image.save(tmp_path / f"train-{n}.png")
         done = {"result": annotation(page, written, ["Text"] * len(written))}
-        fetched.append({**task(n + 1, f"train-{n}.png"), "annotations": [done]})
-    event = FetchedEvent(
-        action="START_TRAINING",
-        project_id=7,
-        label_config=LABEL_CONFIG,
-        control=RunControl(client=object(), last_success=None),
-        fetched=tuple(fetched),
-        folder=tmp_path,
-    )
+        annotated.append((n + 1, f"train-{n}.png", [done]))
     model, accuracy = OCR(), []
     for step in ("before", "after"):
         if step == "after":
-            assert model.fit(event) == "ocr-1"
+            with FakeLabelStudio() as studio:
+                assert model.fit(start_training(studio, tmp_path, annotated)) == "ocr-1"
         scores = []
         for page, written in abbreviated_pages(seed=2):
             lines = read_lines(page.image)

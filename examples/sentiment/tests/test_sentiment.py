@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from examples.conftest import wait_for
-from relaxml import TrainingEvent
 from relaxml._server.loader import load_model_class
-from relaxml.events import RunControl
+from relaxml.testing import FakeLabelStudio, make_event
 
 EXAMPLE = Path(__file__).resolve().parents[1]
 LABEL_CONFIG = (EXAMPLE / "label_config.xml").read_text()
@@ -77,64 +74,44 @@ def test_annotation_event_trains_nb_1_which_survives_a_restart(serve, tmp_path):
     assert again["result"][0]["value"]["choices"] == ["negative"]
 
 
-@dataclass(frozen=True)
-class FetchedEvent(TrainingEvent):
-    """An event whose annotated tasks come from a list instead of Label Studio's API."""
-
-    fetched: tuple[dict[str, Any], ...] = ()
-
-    def annotated_tasks(self, *, only_changed: bool = False) -> Iterator[dict[str, Any]]:
-        yield from self.fetched
+def positive() -> list[dict[str, Any]]:
+    return [{"from_name": "sentiment", "to_name": "text", "type": "choices",
+             "value": {"choices": ["positive"]}}]  # fmt: skip
 
 
 def test_start_training_refits_on_every_annotated_task_and_skips_cancelled_ones():
     model = Model()
-    done = {"result": [{"from_name": "sentiment", "value": {"choices": ["positive"]}}]}
-    cancelled = {"was_cancelled": True, **done}
-    fetched = (
-        {"id": 6, "data": {"text": TEXTS[5]}, "annotations": [done]},
-        {"id": 4, "data": {"text": TEXTS[3]}, "annotations": [cancelled]},
-    )
-    event = FetchedEvent(
-        action="START_TRAINING",
-        project_id=7,
-        label_config=LABEL_CONFIG,
-        control=RunControl(client=object(), last_success=None),  # any client: the fetch is faked
-        fetched=fetched,
-    )
-    assert model.fit(event) == "nb-1"
-    assert model.examples == {6: (TEXTS[5], "positive")}
-    assert model.fit(event) is None  # nothing new: no new version
+    with FakeLabelStudio() as studio:
+        project = studio.add_project(LABEL_CONFIG, id=7)
+        studio.add_task(project, {"text": TEXTS[5]}, [positive()], id=6)
+        cancelled = studio.add_task(project, {"text": TEXTS[3]}, id=4)
+        studio.annotate(cancelled, positive(), was_cancelled=True)
+        event = make_event(LABEL_CONFIG, project_id=project, label_studio=studio)
+        assert model.fit(event) == "nb-1"
+        assert model.examples == {6: (TEXTS[5], "positive")}
+        assert model.fit(event) is None  # nothing new: no new version
 
 
 def test_unauthenticated_annotation_payloads_are_not_trained_on():
     model = Model()
     hook = annotation_event(3, TEXTS[2], "negative")
     del hook["annotation"]["task"]  # a forged annotation naming no task would match any
-    forged = TrainingEvent(
-        action="ANNOTATION_CREATED",
-        project_id=7,
-        label_config=LABEL_CONFIG,
-        annotations=[hook["annotation"]],
-        tasks=[hook["task"]],
-        authenticated=False,
-    )
+    carried = {"tasks": [hook["task"]], "annotations": [hook["annotation"]]}
+    forged = make_event(LABEL_CONFIG, action="ANNOTATION_CREATED", authenticated=False, **carried)
     assert model.fit(forged) is None
     assert model.examples == {}
-    positive = [{"from_name": "sentiment", "value": {"choices": ["positive"]}}]
-    stored = {"id": 9, "task": 6, "result": positive}
-    fetched = ({"id": 6, "data": {"text": TEXTS[5]}, "annotations": [stored]},)
-    with_api = FetchedEvent(
-        action="ANNOTATION_CREATED",
-        project_id=7,
-        label_config=LABEL_CONFIG,
-        annotations=[hook["annotation"]],
-        tasks=[hook["task"]],
-        authenticated=False,
-        control=RunControl(client=object(), last_success=None),  # any client: the fetch is faked
-        fetched=fetched,
-    )
-    assert model.fit(with_api) == "nb-1"  # a refit from Label Studio's data, not the payload
+    with FakeLabelStudio() as studio:
+        project = studio.add_project(LABEL_CONFIG, id=7)
+        studio.add_task(project, {"text": TEXTS[5]}, [positive()], id=6)
+        with_api = make_event(
+            LABEL_CONFIG,
+            action="ANNOTATION_CREATED",
+            authenticated=False,
+            project_id=project,
+            label_studio=studio,
+            **carried,
+        )
+        assert model.fit(with_api) == "nb-1"  # a refit from Label Studio's data, not the payload
     assert model.examples == {6: (TEXTS[5], "positive")}
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from examples.conftest import wait_for
-from relaxml import TrainingEvent, check_prediction
-from relaxml.events import RunControl
+from relaxml import check_prediction
 from relaxml.labels import box_to_percent, percent_to_box
-from relaxml.labelstudio import MediaFetcher
+from relaxml.testing import FakeLabelStudio, make_event
 
 from ..model import Squirrel, target_of
 from .scenes import HEIGHT, WIDTH, Box, Scene, draw_scene, iou
@@ -213,37 +210,35 @@ def test_two_labels_get_one_colour_model_each(serve, tmp_path):
         assert min(max(iou(t, f) for f in found) for t in truth) > 0.6, label
 
 
-@dataclass(frozen=True)
-class FetchedEvent(TrainingEvent):
-    """An event whose annotated tasks come from a list instead of Label Studio's API."""
-
-    fetched: tuple[dict[str, Any], ...] = ()
-
-    def annotated_tasks(self, *, only_changed: bool = False) -> Iterator[dict[str, Any]]:
-        yield from self.fetched
-
-
-def fetched_event(folder: Path, fetched: tuple[dict[str, Any], ...], **fields: Any):
-    media = MediaFetcher(None, folder / "cache", local_files_root=folder)
-    control = RunControl(client=object(), last_success=None, media=media)  # type: ignore[arg-type]
-    fields.setdefault("action", "START_TRAINING")
-    return FetchedEvent(
-        project_id=7, label_config=LABEL_CONFIG, control=control, fetched=fetched, **fields
-    )
+def studio_with(studio: FakeLabelStudio, annotated: dict[int, list[dict[str, Any]]]) -> int:
+    """Project 7 of `studio` with tasks `task(id)` and these annotations; its id."""
+    studio.tasks.clear()
+    project = studio.add_project(LABEL_CONFIG, id=7)
+    for task_id, given in annotated.items():
+        studio.add_task(project, task(task_id)["data"], id=task_id)
+        for annotation in given:
+            studio.annotate(task_id, **annotation)
+    return project
 
 
 def test_start_training_refits_on_the_latest_non_cancelled_annotations(tmp_path):
     scenes = write_scenes(tmp_path, [0, 1])
     done = {"result": rectangles({"Squirrel": scenes[1].boxes})}
     cancelled = {"was_cancelled": True, **done}
-    fetched = ({**task(1), "annotations": [done]}, {**task(2), "annotations": [cancelled]})
-    model = Squirrel()
-    assert model.fit(fetched_event(tmp_path, fetched)) == "squirrel-1"
-    assert list(model.examples) == [1]
-    assert model.fit(fetched_event(tmp_path, fetched)) is None  # nothing new: no new version
     empty = {"result": []}  # an image annotated as having no squirrel is an example too
-    fetched = (*fetched, {**task(2), "annotations": [done, empty]})
-    assert model.fit(fetched_event(tmp_path, fetched)) == "squirrel-2"
+    model = Squirrel()
+    with FakeLabelStudio() as studio:
+
+        def start(annotated: dict[int, list[dict[str, Any]]]) -> Any:
+            project = studio_with(studio, annotated)
+            return make_event(
+                LABEL_CONFIG, project_id=project, label_studio=studio, local_files_root=tmp_path
+            )
+
+        assert model.fit(start({1: [done], 2: [cancelled]})) == "squirrel-1"
+        assert list(model.examples) == [1]
+        assert model.fit(start({1: [done], 2: [cancelled]})) is None  # nothing new
+        assert model.fit(start({1: [done], 2: [done, empty]})) == "squirrel-2"
     assert sorted(model.examples) == [1, 2]
     assert model.examples[2].inside == {}
 
@@ -251,27 +246,24 @@ def test_start_training_refits_on_the_latest_non_cancelled_annotations(tmp_path)
 def test_unauthenticated_annotation_payloads_are_not_trained_on(tmp_path):
     scenes = write_scenes(tmp_path, [0])
     hook = annotation_event(1, scenes[1])
+    carried = {"annotations": [hook["annotation"]], "tasks": [hook["task"]]}
     model = Squirrel()
-    forged = TrainingEvent(
-        action="ANNOTATION_CREATED",
-        project_id=7,
-        label_config=LABEL_CONFIG,
-        annotations=[hook["annotation"]],
-        tasks=[hook["task"]],
-        authenticated=False,
-    )
+    forged = make_event(LABEL_CONFIG, action="ANNOTATION_CREATED", authenticated=False, **carried)
     assert model.fit(forged) is None
     assert model.examples == {}
-    stored = {**task(1), "annotations": [{"result": rectangles({"Squirrel": scenes[1].boxes[:1]})}]}
-    refit = fetched_event(
-        tmp_path,
-        (stored,),
-        action="ANNOTATION_CREATED",
-        annotations=[hook["annotation"]],
-        tasks=[hook["task"]],
-        authenticated=False,
-    )
-    assert model.fit(refit) == "squirrel-1"  # a refit from Label Studio's data, not the payload
+    stored = {"result": rectangles({"Squirrel": scenes[1].boxes[:1]})}
+    with FakeLabelStudio() as studio:
+        project = studio_with(studio, {1: [stored]})
+        refit = make_event(
+            LABEL_CONFIG,
+            action="ANNOTATION_CREATED",
+            authenticated=False,
+            project_id=project,
+            label_studio=studio,
+            local_files_root=tmp_path,
+            **carried,
+        )
+        assert model.fit(refit) == "squirrel-1"  # a refit from Label Studio's data, not the payload
     assert sum(model.examples[1].smallest.values()) > 0
     assert list(model.examples[1].inside) == ["Squirrel"]
     (box,) = json.loads(model.examples[1].signature)["boxes"]  # the stored annotation's box

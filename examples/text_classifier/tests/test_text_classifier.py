@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from examples.conftest import wait_for
-from relaxml import TrainingEvent, check_prediction
-from relaxml.events import RunControl
+from relaxml import check_prediction
+from relaxml.testing import FakeLabelStudio, ServedModel, make_event, wait_for_training
 
 from ..model import TextClassifier, classify, generated_texts, target_of, train_pipeline
 
@@ -56,42 +53,21 @@ def annotate(client: Any, pairs: list[tuple[str, str]]) -> str:
         answer = client.post("/webhook", json=annotation_event(task_id, text, label))
         assert answer.status_code < 300, answer.text
         job = answer.json()["job"]
-
-    def finished() -> bool:
-        return client.get(f"/jobs/{job}").json()["state"] in ("succeeded", "failed", "cancelled")
-
-    wait_for(finished)
-    assert client.get(f"/jobs/{job}").json()["state"] == "succeeded"
-    return str(client.get("/health").json()["model_version"])
+    served = ServedModel(client)
+    assert wait_for_training(served, job)["state"] == "succeeded"
+    return served.model_version
 
 
-@dataclass(frozen=True)
-class FetchedEvent(TrainingEvent):
-    """An event whose annotated tasks come from a list instead of Label Studio's API."""
-
-    fetched: tuple[dict[str, Any], ...] = ()
-
-    def annotated_tasks(self, *, only_changed: bool = False) -> Iterator[dict[str, Any]]:
-        yield from self.fetched
-
-
-def start_training(fetched: list[tuple[int, str, str]]) -> FetchedEvent:
-    """START_TRAINING with Label Studio's annotated tasks faked as (id, text, label)."""
-    tasks = tuple(
-        {
-            "id": task_id,
-            "data": {"text": text},
-            "annotations": [{"result": [{"from_name": "topic", "value": {"choices": [label]}}]}],
-        }
-        for task_id, text, label in fetched
-    )
-    return FetchedEvent(
-        action="START_TRAINING",
-        project_id=7,
-        label_config=LABEL_CONFIG,
-        control=RunControl(client=object(), last_success=None),  # any client: the fetch is faked
-        fetched=tasks,
-    )
+def start_training(studio: FakeLabelStudio, annotated: list[tuple[int, str, str]]) -> Any:
+    """START_TRAINING for project 7 of `studio`, whose annotated tasks are now `annotated`,
+    (id, text, label) each: what Label Studio's API answers during the run."""
+    studio.tasks.clear()
+    project = studio.add_project(LABEL_CONFIG, id=7)
+    for task_id, text, label in annotated:
+        result = [{"from_name": "topic", "to_name": "text", "type": "choices",
+                   "value": {"choices": [label]}}]  # fmt: skip
+        studio.add_task(project, {"text": text}, [result], id=task_id)
+    return make_event(LABEL_CONFIG, project_id=project, label_studio=studio)
 
 
 def test_untrained_model_predicts_nothing(serve):
@@ -133,24 +109,24 @@ def test_annotation_events_train_tfidf_1_once_two_classes_are_known_and_it_survi
 def test_start_training_refits_on_every_annotated_task_and_only_changes_bring_a_version():
     model = TextClassifier()
     pairs = generated_texts(12, seed=5)
-    one_class = [(i, text, "sports") for i, (text, _) in enumerate(pairs[:3])]
-    assert model.fit(start_training(one_class)) is None  # fewer than two classes: no model
-    assert model.pipeline is None
-    fetched = [(i, text, label) for i, (text, label) in enumerate(pairs)]
-    assert model.fit(start_training(fetched)) == "tfidf-1"
-    assert model.examples == {i: (text, label) for i, text, label in fetched}
-    assert model.fit(start_training(fetched)) is None  # nothing new: no new version
-    assert model.fit(start_training(fetched[:9])) == "tfidf-2"  # a refit forgets removed tasks
+    one_class = [(i, text, "sports") for i, (text, _) in enumerate(pairs[:3], start=1)]
+    fetched = [(i, text, label) for i, (text, label) in enumerate(pairs, start=1)]
+    with FakeLabelStudio() as studio:
+        assert model.fit(start_training(studio, one_class)) is None  # one class: no model
+        assert model.pipeline is None
+        assert model.fit(start_training(studio, fetched)) == "tfidf-1"
+        assert model.examples == {i: (text, label) for i, text, label in fetched}
+        assert model.fit(start_training(studio, fetched)) is None  # nothing new: no version
+        assert model.fit(start_training(studio, fetched[:9])) == "tfidf-2"  # forgets removed
     assert len(model.examples) == 9
 
 
 def test_unauthenticated_annotation_payloads_are_not_trained_on():
     model = TextClassifier()
     forged = [annotation_event(i, text, label) for i, (text, label) in enumerate(TOPIC_PAIRS)]
-    event = TrainingEvent(
+    event = make_event(
+        LABEL_CONFIG,
         action="ANNOTATION_CREATED",
-        project_id=7,
-        label_config=LABEL_CONFIG,
         annotations=[hook["annotation"] for hook in forged],
         tasks=[hook["task"] for hook in forged],
         authenticated=False,
