@@ -22,7 +22,8 @@ import requests
 
 from relaxml.settings import Settings
 
-from .support.device_model import DeviceProbe
+from .conftest import backend_of, wait_for
+from .support.device_model import DeviceProbe, VersionedProbe
 from .support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,6 +123,17 @@ def test_two_workers_get_the_two_devices_and_ready_waits_for_the_slow_one(tmp_pa
         devices.add(served.wait_for("/health", 200).json()["device"])
         assert time.monotonic() < deadline, devices
 
+    # A worker killed outright is replaced by one on its device (it frees its slot).
+    (killed,) = [pid for pid, r in seen.items() if r["device"] == "cuda:1"]
+    os.kill(killed, signal.SIGKILL)  # a worker process of the server this test started
+    deadline = time.monotonic() + 60
+    while len(reports(out)) < 3:
+        assert time.monotonic() < deadline, served.log()
+        time.sleep(0.05)
+    (replacement,) = set(reports(out)) - set(seen)
+    assert reports(out)[replacement] == {"init": "cuda:1", "device": "cuda:1"}
+    served.wait_for("/ready", 200)
+
 
 def test_without_devices_workers_ask_torch_and_the_parent_never_imports_it(tmp_path, start):
     out, imports = tmp_path / "devices", tmp_path / "torch-imports"
@@ -151,6 +163,12 @@ def test_a_failing_warmup_is_a_failing_startup(tmp_path, start, argv):
         assert "Error: a worker failed to start: RuntimeError: CUDA out of memory" in log
 
 
+def test_a_worker_whose_init_raises_is_a_failing_startup_too(tmp_path, start):
+    served = start(["--workers", "2"], {"RELAXML_TEST_INIT_FAIL": "1"})
+    assert served.process.wait(60) == 3
+    assert "Error: a worker failed to start: RuntimeError: weights not found" in served.log()
+
+
 def test_one_process_gets_the_first_device_before_init_and_is_ready(serve):
     client = serve(DeviceProbe, devices="cuda:3,cuda:4")
     assert client.get("/health").json()["device"] == "cuda:3"
@@ -161,6 +179,41 @@ def test_one_process_gets_the_first_device_before_init_and_is_ready(serve):
     assert answer["results"][0]["score"] == 1.0  # warmed up once before predicting
     model = client.app.state.backend.model
     assert (model.device_in_init, model.device) == ("cuda:3", "cuda:3")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
+def test_a_new_version_loads_into_a_fresh_instance_on_the_same_device_warmed_up(serve, tmp_path):
+    VersionedProbe.fail_warmup = False
+    client = serve(VersionedProbe, devices="cuda:5", data_dir=str(tmp_path / "d"), version_poll=0.1)
+    backend = backend_of(client)
+    first_instance = backend.model
+    path = tmp_path / "d" / "versions" / "versioned-1"
+    path.mkdir(parents=True)
+    (path / "weights.txt").write_text("trained")
+    backend.versions.record("versioned-1", path=path)
+    wait_for(lambda: client.get("/health").json()["model_version"] == "versioned-1")
+    fresh = backend.model
+    assert fresh is not first_instance
+    assert (fresh.device_in_init, fresh.device, fresh.weights) == ("cuda:5", "cuda:5", "trained")
+    assert fresh.warmups == 1  # warmed up before it replaced the first one
+
+
+def test_a_new_version_whose_warmup_raises_is_not_served(serve, tmp_path, caplog):
+    VersionedProbe.fail_warmup = False
+    client = serve(VersionedProbe, data_dir=str(tmp_path / "d"), version_poll=0.1)
+    backend = backend_of(client)
+    VersionedProbe.fail_warmup = True
+    try:
+        path = tmp_path / "d" / "versions" / "versioned-1"
+        path.mkdir(parents=True)
+        (path / "weights.txt").write_text("trained")
+        backend.versions.record("versioned-1", path=path)
+        message = "warming up version versioned-1 failed: RuntimeError: the new weights"
+        wait_for(lambda: message in caplog.text)
+    finally:
+        VersionedProbe.fail_warmup = False
+    assert client.get("/health").json()["model_version"] == "versioned-0"
+    assert client.get("/ready").status_code == 200
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")

@@ -2,7 +2,8 @@
 
 `warmup` writes `<RELAXML_TEST_DEVICES>/<pid>.json` with the device `__init__` saw and the one it
 has. The worker whose device is `RELAXML_TEST_SLOW_DEVICE` waits in `warmup` until the file
-`RELAXML_TEST_GATE` exists; with `RELAXML_TEST_WARMUP_FAIL` set, `warmup` raises.
+`RELAXML_TEST_GATE` exists; with `RELAXML_TEST_WARMUP_FAIL` set, `warmup` raises, with
+`RELAXML_TEST_INIT_FAIL`, `__init__`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ class DeviceProbe(LabelStudioModel):
     model_version = "probe-1"
 
     def __init__(self) -> None:
+        if os.environ.get("RELAXML_TEST_INIT_FAIL"):
+            raise RuntimeError("weights not found")
         self.device_in_init = self.device
         self.warmups = 0
 
@@ -38,3 +41,22 @@ class DeviceProbe(LabelStudioModel):
 
     def predict(self, tasks: list[Task], context: Context) -> list[dict[str, object]]:
         return [{"result": [], "score": float(self.warmups)} for _ in tasks]
+
+
+class VersionedProbe(DeviceProbe):
+    """A probe with `save`/`load`, for versions loaded into fresh instances; `warmup` raises
+    while the class attribute `fail_warmup` is true."""
+
+    model_version = "versioned-0"
+    fail_warmup = False
+
+    def warmup(self) -> None:
+        if type(self).fail_warmup:
+            raise RuntimeError("the new weights do not fit on the card")
+        super().warmup()
+
+    def save(self, path: Path) -> None:
+        (path / "weights.txt").write_text("trained")
+
+    def load(self, path: Path) -> None:
+        self.weights = (path / "weights.txt").read_text()
