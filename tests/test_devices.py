@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 
+from relaxml.cli import main
 from relaxml.settings import Settings
 
 from .conftest import backend_of, wait_for
@@ -179,6 +181,18 @@ def test_one_process_gets_the_first_device_before_init_and_is_ready(serve):
     assert answer["results"][0]["score"] == 1.0  # warmed up once before predicting
     model = client.app.state.backend.model
     assert (model.device_in_init, model.device) == ("cuda:3", "cuda:3")
+
+
+def test_relaxml_predict_builds_the_model_on_the_first_device_and_warms_it_up(tmp_path):
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps([{"id": 1, "data": {"text": "a"}}]))
+    out = tmp_path / "predictions.json"
+    argv = ["predict", str(ROOT / TARGET), "--tasks", str(tasks), "--out", str(out)]
+    done = CliRunner().invoke(main, argv, env={"RELAXML_DEVICES": "cuda:2,cuda:3"})
+    assert done.exit_code == 0, done.output
+    (prediction,) = json.loads(out.read_text())[0]["predictions"]
+    assert prediction["result"][0]["value"]["text"] == ["cuda:2"]
+    assert prediction["score"] == 1.0  # warmed up once
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")

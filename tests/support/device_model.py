@@ -40,7 +40,9 @@ class DeviceProbe(LabelStudioModel):
             (Path(out) / f"{os.getpid()}.json").write_text(json.dumps(report))
 
     def predict(self, tasks: list[Task], context: Context) -> list[dict[str, object]]:
-        return [{"result": [], "score": float(self.warmups)} for _ in tasks]
+        said = {"from_name": "device", "to_name": "text", "type": "textarea"}
+        result = [{**said, "value": {"text": [self.device]}}]  # says where it ran
+        return [{"result": result, "score": float(self.warmups)} for _ in tasks]
 
 
 class VersionedProbe(DeviceProbe):
