@@ -196,6 +196,20 @@ def test_relaxml_predict_builds_the_model_on_the_first_device_and_warms_it_up(tm
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")
+def test_ready_is_503_down_while_health_is_down(serve):
+    client = serve(DeviceProbe)
+    backend_of(client).supervisor.fail("the database is corrupt")
+    ready = client.get("/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "status": "DOWN",
+        "workers": 1,
+        "ready": 1,
+        "reason": "the database is corrupt",
+    }
+    assert client.get("/health").status_code == 503
+
+
 def test_a_new_version_loads_into_a_fresh_instance_on_the_same_device_warmed_up(serve, tmp_path):
     VersionedProbe.fail_warmup = False
     client = serve(VersionedProbe, devices="cuda:5", data_dir=str(tmp_path / "d"), version_poll=0.1)
