@@ -72,8 +72,8 @@ class LabelStudioModel(abc.ABC):
         installed and reports a GPU, else `"cpu"`. An instance built outside relaxml gets that
         same guess. Assign it to choose another.
         """
-        chosen = self.__dict__.get("_relaxml_device")
-        return chosen if isinstance(chosen, str) else default_device()
+        chosen: str | None = self.__dict__.get("_relaxml_device")
+        return default_device() if chosen is None else chosen
 
     @device.setter
     def device(self, value: str) -> None:

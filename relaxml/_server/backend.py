@@ -231,7 +231,7 @@ class Backend:
             "model_class": self.name,
             "model_version": self.model_version,
             "worker": os.getpid(),
-            "device": self.model.device,
+            "device": str(self.model.device),  # a torch.device the model assigned, too
         }
 
     async def setup(self, body: object) -> dict[str, Any]:
