@@ -12,6 +12,7 @@ import uvicorn
 from .__about__ import __version__
 from ._datadir.layout import DataDirError, model_identity, prepare
 from ._datadir.sqlite import FILENAME
+from ._datadir.workers import forget_failure, startup_failure, workers_dir
 from ._doctor import command as doctor_command
 from ._offline import commands as offline_commands
 from ._scaffold import commands as scaffold_commands
@@ -23,6 +24,9 @@ from ._training.versions import VersionStore
 from .logs import configure_logging
 from .model import check_attributes
 from .settings import Settings
+
+STARTUP_FAILED = 3
+"""The exit status of a model that fails to start (`__init__` or `warmup` raises), as uvicorn's."""
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -118,6 +122,14 @@ _data_dir_option = click.option(
     type=click.Choice(("auto", "inline", "background")),
     help="How predictions reach Label Studio. Default: the model's `delivery` (auto).",
 )
+@click.option(
+    "--devices",
+    envvar="RELAXML_DEVICES",
+    show_envvar=True,
+    metavar="LIST",
+    help="Comma-separated devices, one per worker round-robin, as the model's self.device "
+    "(e.g. cuda:0,cuda:1). Default: cuda when torch reports a GPU, else cpu.",
+)
 @_data_dir_option
 def serve(
     target: str,
@@ -130,6 +142,7 @@ def serve(
     basic_auth_user: str | None,
     basic_auth_pass: str | None,
     delivery: str | None,
+    devices: str | None,
     data_dir: str,
 ) -> None:
     """Serve the model TARGET to Label Studio.
@@ -155,6 +168,7 @@ def serve(
             basic_auth_user=basic_auth_user,
             basic_auth_pass=basic_auth_pass,
             delivery=delivery,
+            devices=devices,
             data_dir=data_dir,
             exit_on_fatal=exit_on_fatal,
         )
@@ -180,23 +194,28 @@ def serve(
     if workers == 1 and not reload:
         uvicorn.run(create_app(model_class, settings), **options)  # type: ignore[arg-type]
         return
-    # Worker processes rebuild the app from the environment (relaxml._server.factory).
+    # Worker processes, spawned (never forked), rebuild the app from the environment
+    # (relaxml._server.factory): this process never imports torch nor initialises CUDA.
     os.environ.update(
         RELAXML_TARGET=target,
         RELAXML_APP_DIR=str(Path(app_dir).resolve()),
         RELAXML_LOG_LEVEL=log_level,
         RELAXML_DATA_DIR=str(Path(data_dir).resolve()),
         RELAXML_EXIT_ON_FATAL="1" if settings.exit_on_fatal else "0",
+        RELAXML_WORKERS=str(workers),
     )
     for name, value in (
         ("RELAXML_BASIC_AUTH_USER", basic_auth_user),
         ("RELAXML_BASIC_AUTH_PASS", basic_auth_pass),
         ("RELAXML_DELIVERY", delivery),
+        ("RELAXML_DEVICES", devices),
     ):
         if value:
             os.environ[name] = value
     module_part = target.rpartition(":")[0] if ":" in target else target
     source = Path(module_part).resolve().parent if module_part.endswith(".py") else Path(app_dir)
+    slots = workers_dir(Path(data_dir))
+    forget_failure(slots)
     uvicorn.run(
         "relaxml._server.factory:app_from_env",
         factory=True,
@@ -205,6 +224,10 @@ def serve(
         reload_dirs=[str(source.resolve())] if reload else None,
         **options,  # type: ignore[arg-type]
     )
+    failure = startup_failure(slots)
+    if failure is not None:  # uvicorn stopped every worker but exits 0: say it failed
+        click.echo(f"Error: a worker failed to start: {failure}", err=True)
+        raise SystemExit(STARTUP_FAILED)
 
 
 @main.group()

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._devices import default_device
 from .prediction import TaskOutput
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ class LabelStudioModel(abc.ABC):
     - `oom_errors`: exception classes that mean `predict` ran out of memory, beside torch's
       `OutOfMemoryError` (always recognized). A call that raises one is retried on each half
       of its tasks, down to one task (docs/concurrency.md, "Out of memory").
+
+    `self.device` is already set when `__init__` runs: the device this worker process should
+    use (`RELAXML_DEVICES`, one per worker, round-robin), e.g. `"cuda:1"`; see `device`.
+    `warmup()` runs once after construction, before the worker is ready.
     """
 
     model_version: str = ""
@@ -62,6 +67,32 @@ class LabelStudioModel(abc.ABC):
             cls._derived_version = False
         elif cls._derived_version:
             cls.model_version = cls.__name__
+
+    @property
+    def device(self) -> str:
+        """The device this worker's model should use, e.g. `"cuda:1"`, `"cuda"` or `"cpu"`.
+
+        Set by relaxml before `__init__` runs: with `RELAXML_DEVICES` (`--devices`), each worker
+        process gets one of its entries, round-robin; without it, `"cuda"` when torch is
+        installed and reports a GPU, else `"cpu"`. An instance built outside relaxml gets that
+        same guess. Assign it to choose another.
+        """
+        chosen: str | None = self.__dict__.get("_relaxml_device")
+        return default_device() if chosen is None else chosen
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self.__dict__["_relaxml_device"] = value
+
+    def warmup(self) -> None:  # noqa: B027 - an optional hook
+        """Called once after construction (and after loading the current version), before the
+        worker answers `/ready` or predicts. Optional.
+
+        Run a dummy prediction here so the first real request does not pay for lazy
+        initialisation (CUDA kernels, caches). An exception fails the startup: the process
+        exits non-zero, as when `__init__` raises. Also called on a fresh instance before it
+        replaces the served one (a new version); if it raises there, the old one keeps serving.
+        """
 
     def setup(self, project: Project) -> None:  # noqa: B027 - an optional hook
         """Called when a project is first seen or its settings change. Keep it cheap.
@@ -153,6 +184,14 @@ class LabelStudioModel(abc.ABC):
 
 
 DELIVERY_MODES = ("auto", "inline", "background")
+
+
+def construct(cls: type[LabelStudioModel], device: str) -> LabelStudioModel:
+    """An instance of `cls` whose `device` is already `device` when its `__init__` runs."""
+    instance = cls.__new__(cls)
+    instance.device = device
+    instance.__init__()  # type: ignore[misc]
+    return instance
 
 
 def check_attributes(model: type[LabelStudioModel] | LabelStudioModel) -> None:

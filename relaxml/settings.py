@@ -15,6 +15,7 @@ from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from ._devices import parse_devices
 from .events import DEFAULT_TRAIN_ON
 
 MiB = 1024 * 1024
@@ -230,6 +231,13 @@ class Settings:
         "also shuts down gracefully and exits with status 70 so that a supervisor restarts "
         "it. `relaxml serve` turns it on unless the variable says otherwise.",
     )
+    devices: str | None = _setting(
+        None,
+        "RELAXML_DEVICES",
+        "Comma-separated devices, e.g. 'cuda:0,cuda:1' or 'cpu': each worker process gets one, "
+        "round-robin, as the model's `self.device`. Unset: 'cuda' when torch is installed and "
+        "reports a GPU, else 'cpu'.",
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -244,6 +252,16 @@ class Settings:
                 "LABEL_STUDIO_API_KEY is set but LABEL_STUDIO_URL is not: set LABEL_STUDIO_URL "
                 "to Label Studio's address (the key is only ever sent there)"
             )
+        if self.devices is not None:
+            try:
+                parse_devices(self.devices)
+            except ValueError as exc:
+                raise ValueError(f"devices (RELAXML_DEVICES): {exc}") from None
+
+    @property
+    def device_list(self) -> tuple[str, ...]:
+        """`devices` as a tuple, empty when unset."""
+        return () if self.devices is None else parse_devices(self.devices)
 
     @property
     def basic_auth(self) -> tuple[str, str] | None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from relaxml._devices import default_device
+
 from .conftest import backend_of, first, wait_for
 from .support.models import Echo, Slow, Trainable
 
@@ -24,6 +26,7 @@ def test_health(serve, path):
         "model_class": "Echo",
         "model_version": "echo-1",
         "worker": os.getpid(),
+        "device": default_device(),  # "cpu" unless torch is installed and sees a GPU
     }
 
 

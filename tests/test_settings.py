@@ -73,6 +73,7 @@ def test_every_setting_is_described():
         "webhook_max_body_size",
         "max_queued_events",
         "max_queued_event_bytes",
+        "devices",
         "max_projects",
         "media_deadline",
         "exit_on_fatal",

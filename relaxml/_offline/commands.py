@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
+from .._devices import device_for
 from .._server.loader import LoadError, load_model_class
 from ..labels.labelconfig import LabelConfigError, parse_label_config
 from ..labels.validation import Problem, check_prediction
-from ..model import check_attributes
+from ..model import check_attributes, construct
 from ..settings import Settings
 from .runner import run_model
 from .tasksfile import TasksFileError, read_tasks, write_import
@@ -64,6 +65,7 @@ def predict(
     try:
         model_class = load_model_class(target, app_dir)
         check_attributes(model_class)
+        settings = Settings.from_env()
     except (LoadError, TypeError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     config = _read_config(config_path)
@@ -71,9 +73,10 @@ def predict(
         tasks = read_tasks(tasks_path)
     except (TasksFileError, UnicodeDecodeError) as error:
         raise click.BadParameter(str(error), param_hint="--tasks") from None
-    model = model_class()
+    model = construct(model_class, device_for(settings.device_list, 0))
+    model.warmup()
     with click.progressbar(length=len(tasks), label="Predicting", file=sys.stderr) as bar:
-        outcome = run_model(model, tasks, config, Settings.from_env(), progress=bar.update)
+        outcome = run_model(model, tasks, config, settings, progress=bar.update)
     written = write_import(out_path, tasks, outcome.entries)
     for index, problems in outcome.problems.items():
         _report(f"task {tasks[index]['id']}", problems)

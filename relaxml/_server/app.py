@@ -20,14 +20,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from .._datadir.layout import model_identity, prepare
+from .._datadir.workers import WorkerSlots, workers_dir
+from .._devices import device_for
 from .._metrics import Metrics, describe_metrics
-from ..model import LabelStudioModel, check_attributes
+from ..errors import describe
+from ..model import LabelStudioModel, check_attributes, construct
 from ..settings import Settings
 from . import routes
 from .accesslog import AccessLogMiddleware
 from .auth import BasicAuthMiddleware
 from .backend import Backend
 from .handlers import exception_handlers
+from .readiness import Readiness
 from .shutdown import ShutdownMiddleware
 
 logger = logging.getLogger(__name__)
@@ -41,8 +45,14 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
     `settings` defaults to `Settings.from_env()`; keyword `overrides` change single options,
     e.g. `create_app(Squirrel, basic_auth_user="ls", basic_auth_pass="secret")`.
     """
-    _check_model_source(model)
     settings = (settings or Settings.from_env()).with_overrides(**overrides)
+    return build_app(model, settings, workers=1)
+
+
+def build_app(model: ModelSource, settings: Settings, *, workers: int) -> Starlette:
+    """The app of one of `workers` worker processes (`workers` > 1: each claims a slot in
+    the data directory, which picks its device, and `/ready` waits for them all)."""
+    _check_model_source(model)
 
     metrics = Metrics()
     describe_metrics(metrics)
@@ -53,23 +63,39 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
         data_dir = await anyio.to_thread.run_sync(
             prepare, Path(settings.data_dir), model_identity(cls)
         )  # before the model loads: a DataDirError names the path
-        instance = await _construct(model)
+        slots = WorkerSlots(workers_dir(data_dir.path)) if workers > 1 else None
+        app.state.readiness = Readiness(workers, slots)
+        slot = 0 if slots is None else await anyio.to_thread.run_sync(slots.claim)
+        device = await anyio.to_thread.run_sync(device_for, settings.device_list, slot)
+        try:
+            instance = await _construct(model, device)
+        except Exception as exc:
+            _failed(slots, exc)
+            raise
         async with anyio.create_task_group() as task_group:
             backend = app.state.backend = Backend(
                 instance, settings, task_group, metrics, data_dir=data_dir
             )
-            await backend.start()
+            try:
+                await backend.start()  # warms the model up
+            except Exception as exc:
+                _failed(slots, exc)
+                raise
+            await anyio.to_thread.run_sync(app.state.readiness.mark_ready)
             logger.info(
-                "serving %s, model version %s, %s delivery",
+                "serving %s, model version %s, %s delivery, on %s",
                 type(instance).__name__,
                 instance.model_version,
                 backend.delivery,
+                instance.device,
             )
             try:
                 yield
             finally:
                 task_group.cancel_scope.cancel()
         backend.close()
+        if slots is not None:
+            slots.release()
         if backend.exit_code is not None:  # a background loop could not go on: be restarted
             logging.shutdown()
             sys.stdout.flush()
@@ -105,9 +131,18 @@ def _check_model_source(model: object) -> None:
     raise TypeError(f"create_app() needs a LabelStudioModel subclass or instance, got {model!r}")
 
 
-async def _construct(model: ModelSource) -> LabelStudioModel:
+def _failed(slots: WorkerSlots | None, exc: Exception) -> None:
+    """Tell `relaxml serve --workers N` that this worker's model failed to start."""
+    if slots is not None:
+        slots.record_failure(describe(exc))
+
+
+async def _construct(model: ModelSource, device: str) -> LabelStudioModel:
+    """The instance to serve; a class is constructed with `device` already set."""
     instance = (
-        model if isinstance(model, LabelStudioModel) else await anyio.to_thread.run_sync(model)
+        model
+        if isinstance(model, LabelStudioModel)
+        else await anyio.to_thread.run_sync(construct, model, device)
     )
     check_attributes(instance)  # __init__ may have set them
     return instance

@@ -159,9 +159,15 @@ class Backend:
         self.metrics.collector(self._gauges)
 
     async def start(self) -> None:
-        """Load the data directory's current version, then start the background loops."""
+        """Load the data directory's current version, warm the model up, then start the
+        background loops. A `warmup` that raises fails the start, logged in one line."""
         logger.info(describe_start(self.data_dir))
         await self.keeper.start()
+        try:
+            await anyio.to_thread.run_sync(self.model.warmup)
+        except Exception as exc:
+            logger.error("%s.warmup() failed: %s", self.name, describe(exc))
+            raise
         # Lead now if no other worker does, so that the first worker to start is the leader.
         await anyio.to_thread.run_sync(self.leader.try_acquire)
         guarded = GuardedGroup(self._task_group, self.supervisor, "background", forever=True)
@@ -226,6 +232,7 @@ class Backend:
             "model_class": self.name,
             "model_version": self.model_version,
             "worker": os.getpid(),
+            "device": str(self.model.device),  # a torch.device the model assigned, too
         }
 
     async def setup(self, body: object) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from starlette.applications import Starlette
 
 from ..logs import configure_logging
 from ..settings import Settings
-from .app import create_app
+from .app import build_app
 from .arenas import limit_malloc_arenas
 from .collector import relax_collector
 from .loader import load_model_class
@@ -21,4 +21,5 @@ def app_from_env() -> Starlette:
     target = os.environ["RELAXML_TARGET"]
     model_class = load_model_class(target, os.environ.get("RELAXML_APP_DIR", "."))
     relax_collector()  # after the model's module: its own collector settings win
-    return create_app(model_class, Settings.from_env())
+    workers = int(os.environ.get("RELAXML_WORKERS", "1"))
+    return build_app(model_class, Settings.from_env(), workers=workers)

@@ -24,6 +24,7 @@ from ..settings import Settings
 from .auth import AUTHENTICATED
 from .backend import Backend
 from .bodies import read_json
+from .readiness import Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def table(settings: Settings) -> list[Route]:
     return [  # the busiest first: Starlette tries them in order
         Route("/predict", post(predict), methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
         Route("/", health, methods=["GET"]),
         Route("/versions", _off_loop(list_versions), methods=["GET"]),
         Route("/jobs", _off_loop(list_jobs), methods=["GET"]),
@@ -83,6 +85,23 @@ async def health(request: Request) -> Response:
     backend: Backend = request.app.state.backend
     answer = backend.health()
     return JSONResponse(answer, status_code=200 if answer["status"] == "UP" else 503)
+
+
+async def ready(request: Request) -> Response:
+    """`GET /ready`: 200 once every worker has loaded and warmed up its model, else 503."""
+    backend: Backend = request.app.state.backend
+    readiness: Readiness = request.app.state.readiness
+    count = await anyio.to_thread.run_sync(readiness.count)
+    down = backend.health().get("reason")
+    status = "DOWN" if down else "READY" if count >= readiness.workers else "STARTING"
+    answer = {
+        "status": status,
+        "workers": readiness.workers,
+        "ready": min(count, readiness.workers),
+    }
+    if down:
+        answer["reason"] = down
+    return JSONResponse(answer, status_code=200 if status == "READY" else 503)
 
 
 async def predict(backend: Backend, body: Any, request: Request) -> dict[str, Any]:

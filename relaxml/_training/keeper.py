@@ -28,7 +28,7 @@ import anyio.to_thread
 from .._supervise import Supervisor
 from ..errors import ModelOutputError, describe
 from ..events import TrainingEvent
-from ..model import LabelStudioModel
+from ..model import LabelStudioModel, construct
 from .modelstate import has_state, load_state, save_state
 from .versions import VersionStore, artifacts_dir
 
@@ -170,7 +170,7 @@ class ModelKeeper:
         record = await anyio.to_thread.run_sync(self.versions.get, version)
         cls = type(self.model)
         if record is not None and record.path is None and version == self.initial_version:
-            instance = await anyio.to_thread.run_sync(cls) if fresh else self.model
+            instance = await self._fresh() if fresh else self.model
         elif record is None or record.path is None or not self._restorable(Path(record.path)):
             if self._refused != version:
                 self._refused = version
@@ -184,12 +184,19 @@ class ModelKeeper:
             return
         else:
             try:
-                instance = await anyio.to_thread.run_sync(cls) if fresh else self.model
+                instance = await self._fresh() if fresh else self.model
                 restore = instance.load if cls.loads() else partial(load_state, instance)
                 await anyio.to_thread.run_sync(restore, Path(record.path))
             except Exception as exc:
                 self._refused = version
                 logger.error("loading version %s failed: %s", version, describe(exc), exc_info=exc)
+                return
+        if instance is not self.model:
+            try:
+                await anyio.to_thread.run_sync(instance.warmup)
+            except Exception as exc:
+                self._refused = version
+                logger.error("warming up version %s failed: %s", version, describe(exc))
                 return
         instance.model_version = version
         self._refused = None
@@ -197,6 +204,10 @@ class ModelKeeper:
         if instance is not self.model:
             self.model = instance
         logger.info("now serving %s version %s", self.name, version)
+
+    async def _fresh(self) -> LabelStudioModel:
+        """A new instance of the served class, on the served instance's device."""
+        return await anyio.to_thread.run_sync(construct, type(self.model), self.model.device)
 
     def _restorable(self, path: Path) -> bool:
         return type(self.model).loads() or has_state(path)
