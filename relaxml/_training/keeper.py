@@ -58,6 +58,8 @@ class ModelKeeper:
         self._adopt = adopt
         self._lock = anyio.Lock()
         self._refused: str | None = None
+        self.set_up: LabelStudioModel | None = None
+        """The instance `setup(project)` last ran on (a per-project model's; the `Backend`'s)."""
         adopt(model)
 
     @property
@@ -156,9 +158,10 @@ class ModelKeeper:
 
     async def watch(self, interval: float = 1.0, supervisor: Supervisor | None = None) -> None:
         """Follow the store's current version forever (supervised)."""
-        await (supervisor or Supervisor()).loop("version watch", self._follow, idle=interval)
+        await (supervisor or Supervisor()).loop("version watch", self.follow, idle=interval)
 
-    async def _follow(self) -> bool:
+    async def follow(self) -> bool:
+        """Swap to the store's current version if it is not the one served (one look)."""
         async with self._lock:
             current = await anyio.to_thread.run_sync(self.versions.current)
             if current and current not in (self.model.model_version, self._refused):
