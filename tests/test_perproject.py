@@ -4,6 +4,7 @@ versions, bounded residency, and a slow build that holds up no other project."""
 from __future__ import annotations
 
 import copy
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from relaxml import Context, LabelStudioModel, Prediction, Task
+from relaxml._training.versions import VersionStore
 from relaxml.cli import main
 
 from .conftest import backend_of, first, wait_for
@@ -175,3 +177,40 @@ def test_versions_per_project_survive_a_restart_and_roll_back_from_the_cli(serve
     assert [r["score"] for r in one["results"]] == [1.0]
     assert again.post("/setup", json=bodies("setup", 2)).json() == {"model_version": "p2-1"}
     assert again.post("/setup", json=bodies("setup", 3)).json() == {"model_version": "project-0"}
+
+
+def test_a_background_job_carries_its_projects_version(serve, bodies):
+    client = serve(ProjectTally, delivery="background")
+    assert train(client, bodies("hook", 1))["state"] == "succeeded"
+    one = client.post("/predict", json=bodies("predict", 1)).json()
+    two = client.post("/predict", json=bodies("predict", 2)).json()
+    assert (one["model_version"], two["model_version"]) == ("p1-1", "project-0")
+    job = client.get(f"/jobs/{one['job']}").json()
+    assert job["model_version"] == "p1-1", job
+
+
+def test_a_data_directory_from_before_keeps_its_versions(tmp_path):
+    database = tmp_path / "relaxml.sqlite3"
+    with sqlite3.connect(database) as db:  # the tables as they were before projects had theirs
+        db.executescript(
+            "CREATE TABLE versions (version TEXT PRIMARY KEY, created_at REAL NOT NULL,"
+            " run_id INTEGER, project TEXT, annotations INTEGER, path TEXT);"
+            "CREATE TABLE current_version (id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " version TEXT NOT NULL, changed_at REAL NOT NULL);"
+            "INSERT INTO versions VALUES ('v1', 1.0, 1, '3', 5, NULL);"
+            "INSERT INTO current_version VALUES (1, 'v1', 1.0);"
+        )
+    db.close()
+    store = VersionStore(database)
+    try:
+        assert store.current() == "v1"
+        assert [r.version for r in store.history()] == ["v1"]
+        three = store.for_project("3")
+        assert three.current() is None
+        three.record("v1", project="3")  # the same name, another project: both kept
+        assert three.current() == "v1"
+        assert [r.project for r in store.history()] == ["3"]
+        assert store.projects() == ["3"]
+        assert store.for_project("*") is store
+    finally:
+        store.close()

@@ -120,7 +120,7 @@ class Backend:
             run_model=self._run_stored,
             media=self.media,
             memo=self.memo,
-            version=lambda: self.model_version,
+            version=self.version_for,
             name=self.name,
         )
         self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
@@ -211,6 +211,12 @@ class Backend:
         if not self.per_project:
             return ALL_PROJECTS
         return str(project.id) if project is not None and project.id is not None else "unknown"
+
+    def version_for(self, project: Project) -> str:
+        """The version serving `project` now: its resident instance's for a per-project model
+        (the class's version when none is resident), the model's otherwise. Any thread."""
+        keeper = self.instances.peek(self.project_key(project)) if self.instances else None
+        return (keeper or self.keeper).model.model_version
 
     async def _keeper_for(self, key: str, *, changed: Project | None = None) -> ModelKeeper:
         """The keeper of the instance that serves and trains project `key`. A per-project
