@@ -214,3 +214,31 @@ def test_a_data_directory_from_before_keeps_its_versions(tmp_path):
         assert store.for_project("*") is store
     finally:
         store.close()
+
+
+class BreaksOnce(LabelStudioModel):
+    """The first project instance's `__init__` raises; later ones build."""
+
+    per_project = True
+    built = 0
+
+    def __init__(self) -> None:
+        type(self).built += 1
+        if type(self).built == 2:
+            raise RuntimeError("weights missing")
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        return [Prediction(result=[], score=1.0) for _ in tasks]
+
+
+def test_a_failed_build_is_a_json_500_and_the_next_call_builds_again(serve, bodies):
+    client = serve(BreaksOnce)
+    failed = client.post("/predict", json=bodies("predict", 1))
+    assert failed.status_code == 500
+    assert failed.json()["error"] == "model_error"
+    assert "weights missing" in failed.json()["detail"]
+    assert "Traceback" not in failed.text
+    again = client.post("/predict", json=bodies("predict", 1))
+    assert again.status_code == 200
+    assert [r["score"] for r in again.json()["results"]] == [1.0]
+    assert BreaksOnce.built == 3
