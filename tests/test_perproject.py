@@ -242,3 +242,20 @@ def test_a_failed_build_is_a_json_500_and_the_next_call_builds_again(serve, bodi
     assert again.status_code == 200
     assert [r["score"] for r in again.json()["results"]] == [1.0]
     assert BreaksOnce.built == 3
+
+
+class Remembers(LabelStudioModel):
+    """Each instance computes its memoized value once; the value names its project."""
+
+    per_project = True
+
+    def predict(self, tasks: list[Task], context: Context) -> list[Prediction]:
+        value = context.memo.get("embedding", lambda: float(context.project.id or 0))
+        return [Prediction(result=[], score=value) for _ in tasks]
+
+
+def test_each_project_model_has_its_own_memo(serve, bodies):
+    client = serve(Remembers, delivery="inline")
+    for project in (1, 2, 1, 2):
+        answer = client.post("/predict", json=bodies("predict", project)).json()
+        assert [r["score"] for r in answer["results"]] == [float(project)]

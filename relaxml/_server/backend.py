@@ -8,6 +8,7 @@ decoded JSON bodies and plain dicts; `routes.py` does the HTTP around it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -343,8 +344,10 @@ class Backend:
         call that runs out of memory is split in halves (`_oom.split_on_oom`), and a task that
         runs out of memory alone gets an `out_of_memory` entry."""
         key = self.project_key(context.project)
-        model = (await self._keeper_for(key)).model
-        version = model.model_version
+        keeper = await self._keeper_for(key)
+        model, version = keeper.model, keeper.model.model_version
+        if keeper.memo is not None and context.memo is not keeper.memo:
+            context = dataclasses.replace(context, memo=keeper.memo)
         interactive = context.is_interactive
         if interactive:
             self.pace.note_interactive()

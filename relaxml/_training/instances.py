@@ -26,6 +26,7 @@ import anyio.to_thread
 from .._lru import LRU
 from .._metrics import Metrics
 from .._supervise import Supervisor
+from ..memo import Memo
 from ..model import LabelStudioModel, construct
 from .keeper import ModelKeeper
 from .versions import VersionStore, project_dir
@@ -98,12 +99,19 @@ class ProjectModels:
 
     async def _build(self, key: str) -> ModelKeeper:
         model = await anyio.to_thread.run_sync(construct, self._cls, self._device)
+        memo = Memo(self._cls.memo_entries, self._cls.memo_bytes)
+
+        def adopt(instance: LabelStudioModel) -> None:
+            self._adopt(instance)
+            memo.clear()  # nothing an older version of this project's model computed
+
         keeper = ModelKeeper(
             model,
             self._versions.for_project(key),
             project_dir(self._data_dir, key),
-            adopt=self._adopt,
+            adopt=adopt,
         )
+        keeper.memo = memo  # each project's model its own: values differ between models
         await keeper.start()
         await anyio.to_thread.run_sync(keeper.model.warmup)
         logger.info("project %s: %s version %s loaded", key, self._cls.__name__,

@@ -28,6 +28,7 @@ import anyio.to_thread
 from .._supervise import Supervisor
 from ..errors import ModelOutputError, describe
 from ..events import TrainingEvent
+from ..memo import Memo
 from ..model import LabelStudioModel, construct
 from .modelstate import has_state, load_state, save_state
 from .versions import VersionStore, artifacts_dir
@@ -60,6 +61,8 @@ class ModelKeeper:
         self._refused: str | None = None
         self.set_up: LabelStudioModel | None = None
         """The instance `setup(project)` last ran on (a per-project model's; the `Backend`'s)."""
+        self.memo: Memo | None = None
+        """A per-project instance's own `context.memo` (None: the `Backend`'s)."""
         adopt(model)
 
     @property
