@@ -268,6 +268,9 @@ def versions_list(data_dir: str, project: int | None) -> None:
             saved = "artifacts" if record.path else "no artifacts"
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created_at))
             click.echo(f"{mark} {record.version}  {when}  {saved}")
+        projects = owner.projects() if project is None else []
+        if projects:
+            click.echo(f"projects with versions of their own (--project): {', '.join(projects)}")
     finally:
         owner.close()
 

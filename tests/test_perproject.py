@@ -165,6 +165,8 @@ def test_versions_per_project_survive_a_restart_and_roll_back_from_the_cli(serve
     lines = [line.split() for line in listed.output.splitlines()]
     assert [line[0] for line in lines] == ["project-0", "p1-1", "*"]
     assert lines[2][1] == "p1-2"
+    shared = runner.invoke(main, ["versions", "list", "--data-dir", data])
+    assert shared.output.splitlines()[-1].endswith("(--project): 1, 2")
     used = runner.invoke(main, ["versions", "use", "p1-1", "--data-dir", data, "--project", "1"])
     assert used.exit_code == 0, used.output
     unknown = runner.invoke(main, ["versions", "use", "p1-2", "--data-dir", data, "--project", "2"])
