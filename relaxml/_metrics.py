@@ -149,5 +149,8 @@ def describe_metrics(metrics: Metrics) -> None:
         ("relaxml_oom_failures_total", "counter", "Tasks out of memory alone, by mode"),
         ("relaxml_deliveries_total", "counter", "Predictions sent to Label Studio, by outcome"),
         ("relaxml_training_runs_total", "counter", "Training runs finished, by state"),
+        ("relaxml_model_loads_total", "counter", "Per-project model instances built"),
+        ("relaxml_model_evictions_total", "counter", "Per-project model instances dropped"),
+        ("relaxml_project_predictions_total", "counter", "Tasks predicted, by project"),
     ):
         metrics.describe(name, kind, text)

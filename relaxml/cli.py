@@ -242,11 +242,25 @@ def _store(data_dir: str) -> VersionStore:
     return VersionStore(database)
 
 
+_project_option = click.option(
+    "--project",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The Label Studio project id, for a model with per_project = True.",
+)
+
+
+def _scoped(store: VersionStore, project: int | None) -> VersionStore:
+    return store if project is None else store.for_project(str(project))
+
+
 @versions.command("list")
 @_data_dir_option
-def versions_list(data_dir: str) -> None:
+@_project_option
+def versions_list(data_dir: str, project: int | None) -> None:
     """Print every version, oldest first; the current one is marked with *."""
-    store = _store(data_dir)
+    owner = _store(data_dir)
+    store = _scoped(owner, project)
     try:
         current = store.current()
         for record in store.history():
@@ -254,23 +268,28 @@ def versions_list(data_dir: str) -> None:
             saved = "artifacts" if record.path else "no artifacts"
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created_at))
             click.echo(f"{mark} {record.version}  {when}  {saved}")
+        projects = owner.projects() if project is None else []
+        if projects:
+            click.echo(f"projects with versions of their own (--project): {', '.join(projects)}")
     finally:
-        store.close()
+        owner.close()
 
 
 @versions.command("use")
 @click.argument("version")
 @_data_dir_option
-def versions_use(version: str, data_dir: str) -> None:
+@_project_option
+def versions_use(version: str, data_dir: str, project: int | None) -> None:
     """Make VERSION current: running servers swap to it within seconds (a rollback)."""
-    store = _store(data_dir)
+    owner = _store(data_dir)
+    store = _scoped(owner, project)
     try:
         store.use(version)
     except KeyError:
         known = ", ".join(r.version for r in store.history()) or "none"
         raise click.UsageError(f"Unknown version {version!r} (known: {known}).") from None
     finally:
-        store.close()
+        owner.close()
     click.echo(f"{version} is now current; running servers will swap to it.")
 
 

@@ -42,6 +42,9 @@ class LabelStudioModel(abc.ABC):
     - `oom_errors`: exception classes that mean `predict` ran out of memory, beside torch's
       `OutOfMemoryError` (always recognized). A call that raises one is retried on each half
       of its tasks, down to one task (docs/concurrency.md, "Out of memory").
+    - `per_project`: True keeps one instance per Label Studio project, each trained and
+      versioned on its own (docs/projects.md). False (default): one instance serves every
+      project.
 
     `self.device` is already set when `__init__` runs: the device this worker process should
     use (`RELAXML_DEVICES`, one per worker, round-robin), e.g. `"cuda:1"`; see `device`.
@@ -54,6 +57,8 @@ class LabelStudioModel(abc.ABC):
     delivery: ClassVar[str] = "auto"
     memo_entries: ClassVar[int] = 16
     memo_bytes: ClassVar[int] = 1 << 30
+    per_project: ClassVar[bool] = False
+    """One instance per Label Studio project, each with its own versions (docs/projects.md)."""
     oom_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     """Exception classes that mean out of memory, beside torch's `OutOfMemoryError`."""
 
@@ -227,6 +232,8 @@ def check_attributes(model: type[LabelStudioModel] | LabelStudioModel) -> None:
         isinstance(cls, type) and issubclass(cls, BaseException) for cls in oom
     ):
         raise TypeError(f"{name}.oom_errors must be a tuple of exception classes, got {oom!r}")
+    if not isinstance(model.per_project, bool):
+        raise TypeError(f"{name}.per_project must be True or False, got {model.per_project!r}")
     if model.delivery not in DELIVERY_MODES:
         raise ValueError(
             f"{name}.delivery must be 'auto', 'inline' or 'background', got {model.delivery!r}"

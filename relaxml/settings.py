@@ -216,6 +216,14 @@ class Settings:
         "used is forgotten first and set up again on its next call.",
         minimum=1,
     )
+    max_loaded_models: int = _setting(
+        8,
+        "RELAXML_MAX_LOADED_MODELS",
+        "Most per-project model instances resident in one worker (a model with "
+        "per_project = True); the least recently used is dropped first and built again, "
+        "with its project's current version, when needed.",
+        minimum=1,
+    )
     media_deadline: float = _setting(
         300.0,
         "RELAXML_MEDIA_DEADLINE",

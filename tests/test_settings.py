@@ -75,6 +75,7 @@ def test_every_setting_is_described():
         "max_queued_event_bytes",
         "devices",
         "max_projects",
+        "max_loaded_models",
         "media_deadline",
         "exit_on_fatal",
     }

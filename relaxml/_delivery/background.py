@@ -45,7 +45,7 @@ class BackgroundPredictions:
         run_model: RunModel,
         media: MediaPool,
         memo: Memo,
-        version: Callable[[], str],
+        version: Callable[[Project], str],
         name: str,
     ) -> None:
         self.settings = settings
@@ -89,7 +89,7 @@ class BackgroundPredictions:
         self, request: PredictRequest, project: Project, context: Context
     ) -> dict[str, Any]:
         """Queue the request's tasks as one job; the answer Label Studio gets at once."""
-        version = self._version()
+        version = self._version(project)
         job, count = await anyio.to_thread.run_sync(
             lambda: self.outbox.add_job(
                 project_uid=project.uid,
@@ -154,7 +154,7 @@ class BackgroundPredictions:
         if isinstance(project, int):
             project = self.projects.by_id(project) or Project(uid=str(project), id=project)
         ids = list(predictions)
-        version = self._version()
+        version = self._version(project)
         entries = normalize(
             [predictions[i] for i in ids],
             len(ids),

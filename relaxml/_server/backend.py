@@ -8,6 +8,7 @@ decoded JSON bodies and plain dicts; `routes.py` does the HTTP around it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -31,10 +32,11 @@ from .._metrics import Metrics
 from .._oom import OUT_OF_MEMORY, is_oom_entry, split_on_oom
 from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
 from .._throttle import LogThrottle
+from .._training.instances import ProjectModels
 from .._training.keeper import ModelKeeper
 from .._training.store import TrainingStore
 from .._training.trainer import Trainer
-from .._training.versions import VersionStore
+from .._training.versions import ALL_PROJECTS, VersionStore
 from ..context import Context
 from ..errors import Failure, HTTPError, ModelError, ModelOutputError, describe
 from ..events import (
@@ -47,7 +49,7 @@ from ..labelstudio._pool import ClientPool, MediaPool
 from ..memo import Memo
 from ..model import LabelStudioModel
 from ..prediction import Entry, json_safe, normalize
-from ..projects import ProjectRegistry
+from ..projects import Project, ProjectRegistry
 from ..protocol import Task, parse_predict, parse_setup
 from ..settings import Settings
 from .batching import MicroBatcher
@@ -119,10 +121,24 @@ class Backend:
             run_model=self._run_stored,
             media=self.media,
             memo=self.memo,
-            version=lambda: self.model_version,
+            version=self.version_for,
             name=self.name,
         )
         self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
+        self.per_project = type(model).per_project
+        self.instances = (
+            ProjectModels(
+                type(model),
+                model.device,
+                self.versions,
+                self.data_dir.path,
+                max_loaded=settings.max_loaded_models,
+                adopt=self._adopt,
+                metrics=self.metrics,
+            )
+            if self.per_project
+            else None
+        )
         self.pace = Pace()
         self.deliverer = Deliverer(
             self.background,
@@ -144,6 +160,7 @@ class Backend:
             media=self.media,
             train_every=settings.train_every,
             supervisor=self.supervisor,
+            keeper_for=self._keeper_for if self.per_project else None,
         )
         self.batcher = (
             MicroBatcher(
@@ -173,7 +190,8 @@ class Backend:
         guarded = GuardedGroup(self._task_group, self.supervisor, "background", forever=True)
         guarded.start_soon(self.deliverer.run)
         guarded.start_soon(self.trainer.run)
-        guarded.start_soon(self.keeper.watch, self.settings.version_poll, self.supervisor)
+        watcher = self.instances or self.keeper
+        guarded.start_soon(watcher.watch, self.settings.version_poll, self.supervisor)
 
     def _on_fatal(self, reason: str) -> None:
         if not self.settings.exit_on_fatal or self.exit_code is not None:
@@ -187,6 +205,39 @@ class Backend:
     def model(self) -> LabelStudioModel:
         """The model instance serving now (it changes on a version swap)."""
         return self.keeper.model
+
+    def project_key(self, project: Project | None) -> str:
+        """The key of a project's model instance and versions: its numeric id for a
+        per-project model (`unknown` without one), `*` otherwise."""
+        if not self.per_project:
+            return ALL_PROJECTS
+        return str(project.id) if project is not None and project.id is not None else "unknown"
+
+    def version_for(self, project: Project) -> str:
+        """The version serving `project` now: its resident instance's for a per-project model
+        (the class's version when none is resident), the model's otherwise. Any thread."""
+        keeper = self.instances.peek(self.project_key(project)) if self.instances else None
+        return (keeper or self.keeper).model.model_version
+
+    async def _keeper_for(self, key: str, *, changed: Project | None = None) -> ModelKeeper:
+        """The keeper of the instance that serves and trains project `key`. A per-project
+        instance gets `setup(project)` once the project is known, again when it is a new
+        instance (built, or swapped in for a new version), and when `/setup` `changed` it."""
+        if self.instances is None or key == ALL_PROJECTS:
+            return self.keeper
+        try:
+            keeper, _ = await self.instances.get(key)
+        except Exception as exc:
+            logger.error("building %s for project %s failed", self.name, key, exc_info=exc)
+            raise ModelError(
+                f"building {self.name} for project {key} raised {describe(exc)}"
+            ) from None
+        model = keeper.model
+        project = changed or (self.projects.by_id(int(key)) if key.isdigit() else None)
+        if project is not None and (changed is not None or keeper.set_up is not model):
+            keeper.set_up = model
+            await self._call_user(model.setup, project, what="setup")
+        return keeper
 
     def _adopt(self, model: LabelStudioModel) -> None:
         """`model` starts serving a version (a new instance, or a new version of this one)."""
@@ -204,6 +255,11 @@ class Backend:
              sum(self.training_store.pending().values())),
             ("relaxml_model_info", "gauge", "The served model and its version",
              (("model", self.name), ("version", self.model_version)), 1),
+            *(
+                (("relaxml_resident_models", "gauge", "Per-project model instances resident",
+                  (), len(self.instances)),)
+                if self.instances is not None else ()
+            ),
         ]  # fmt: skip
 
     def close(self) -> None:
@@ -239,14 +295,19 @@ class Backend:
         """`POST /setup`: remember the project; run the model's `setup` hook if it changed."""
         request = parse_setup(body)
         project, changed = self.projects.update_from_setup(request)
-        if changed:
-            await self._call_user(self.model.setup, project, what="setup")
-        return {"model_version": self.model_version}
+        if self.instances is None:
+            if changed:
+                await self._call_user(self.model.setup, project, what="setup")
+            return {"model_version": self.model_version}
+        key = self.project_key(project)
+        keeper = await self._keeper_for(key, changed=project if changed else None)
+        return {"model_version": keeper.model.model_version}
 
     async def predict(self, body: object) -> dict[str, Any]:
         """`POST /predict`: one entry per task, in order, or a background job."""
         request = parse_predict(body)
         project = self.projects.for_predict(request)
+        version = (await self._keeper_for(self.project_key(project))).model.model_version
         context = Context(
             project=project,
             label_config=request.label_config or project.label_config,
@@ -257,7 +318,7 @@ class Backend:
         )
         results: list[Entry] = []
         if not request.tasks:
-            return {"results": results, "model_version": self.model_version}
+            return {"results": results, "model_version": version}
         if await self.background.wanted(request, project):
             return await self.background.enqueue(request, project, context)
         with self.scheduler.admit():
@@ -274,7 +335,7 @@ class Backend:
             self.metrics.inc("relaxml_predict_errors_total", len(failed), mode="inline")
             if len(failed) == len(results):  # nothing to answer: the request fails as a whole
                 raise HTTPError(503, OUT_OF_MEMORY, _all_failed(failed))
-        return {"results": results, "model_version": self.model_version}
+        return {"results": results, "model_version": version}
 
     async def _run_model(
         self, tasks: list[Task], context: Context, *, mode: str = "inline"
@@ -282,8 +343,11 @@ class Backend:
         """`predict` on `tasks` through the scheduler, its output normalized and checked; a
         call that runs out of memory is split in halves (`_oom.split_on_oom`), and a task that
         runs out of memory alone gets an `out_of_memory` entry."""
-        version = self.model_version
-        model = self.model
+        key = self.project_key(context.project)
+        keeper = await self._keeper_for(key)
+        model, version = keeper.model, keeper.model.model_version
+        if keeper.memo is not None and context.memo is not keeper.memo:
+            context = dataclasses.replace(context, memo=keeper.memo)
         interactive = context.is_interactive
         if interactive:
             self.pace.note_interactive()
@@ -320,6 +384,8 @@ class Backend:
         except Exception as exc:
             logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)
             raise ModelError(f"{self.name}.predict raised {describe(exc)}") from None
+        if key != ALL_PROJECTS:
+            self.metrics.inc("relaxml_project_predictions_total", len(tasks), project=key)
         try:
             if context.label_config:
                 kept = [i for i, entry in enumerate(entries) if not is_oom_entry(entry)]

@@ -62,7 +62,7 @@ def table(settings: Settings) -> list[Route]:
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/", health, methods=["GET"]),
-        Route("/versions", _off_loop(list_versions), methods=["GET"]),
+        Route("/versions", _off_loop(list_versions, query="project"), methods=["GET"]),
         Route("/jobs", _off_loop(list_jobs), methods=["GET"]),
         Route("/jobs/{job_id}", _off_loop(get_job), methods=["GET"]),
         Route("/jobs/{job_id}/cancel", _off_loop(cancel_job), methods=["POST"]),
@@ -181,14 +181,28 @@ def job_status(backend: Backend, body: object) -> dict[str, Any]:
     return {"job": str(job), "status": found["state"], **found}
 
 
-def list_versions(backend: Backend) -> dict[str, Any]:
-    """`GET /versions`: every version of this data directory, oldest first, and the current."""
-    history = backend.versions.history()
-    return {
+def list_versions(backend: Backend, project: str | None = None) -> dict[str, Any]:
+    """`GET /versions`: every version of this data directory, oldest first, and the current;
+    `?project=N`: project N's, for a per-project model (the same for every project otherwise).
+    A per-project model without `project` also lists each project's current version."""
+    if project is not None and (ascii_int(project) is None):
+        raise BadRequest(f"project must be a project id, got {project!r}", field="project")
+    if backend.per_project and project is not None:
+        store = backend.versions.for_project(str(ascii_int(project)))
+        current = store.current()
+    else:
+        store, current = backend.versions, backend.model_version
+    history = store.history()
+    answer: dict[str, Any] = {
         "versions": [v.version for v in history],
-        "current": backend.model_version,
+        "current": current,
         "history": [v.to_dict() for v in history],
     }
+    if backend.per_project and project is None:
+        answer["projects"] = {
+            key: backend.versions.for_project(key).current() for key in backend.versions.projects()
+        }
+    return answer
 
 
 def _possible(job_id: str) -> bool:
@@ -235,13 +249,17 @@ def duplicate_model(backend: Backend, body: object) -> dict[str, Any]:
 # --- the HTTP around the actions ----------------------------------------------------------
 
 
-def _off_loop(read: Callable[..., dict[str, Any]]) -> Callable[[Request], Awaitable[Response]]:
+def _off_loop(
+    read: Callable[..., dict[str, Any]], *, query: str | None = None
+) -> Callable[[Request], Awaitable[Response]]:
     """A route without a body that reads SQLite, so runs in a worker thread: `read(backend)`,
-    or `read(backend, job_id)` for a route with a `{job_id}`."""
+    or `read(backend, job_id)` for a route with a `{job_id}`, with the value of the `query`
+    parameter last (None when absent)."""
 
     async def endpoint(request: Request) -> Response:
         backend = request.app.state.backend
-        args = (backend, *request.path_params.values())
+        extra = (request.query_params.get(query),) if query else ()
+        args = (backend, *request.path_params.values(), *extra)
         answer = await _guarded(request, lambda: anyio.to_thread.run_sync(read, *args))
         return JSONResponse(answer)
 

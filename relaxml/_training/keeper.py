@@ -28,6 +28,7 @@ import anyio.to_thread
 from .._supervise import Supervisor
 from ..errors import ModelOutputError, describe
 from ..events import TrainingEvent
+from ..memo import Memo
 from ..model import LabelStudioModel, construct
 from .modelstate import has_state, load_state, save_state
 from .versions import VersionStore, artifacts_dir
@@ -58,6 +59,10 @@ class ModelKeeper:
         self._adopt = adopt
         self._lock = anyio.Lock()
         self._refused: str | None = None
+        self.set_up: LabelStudioModel | None = None
+        """The instance `setup(project)` last ran on (a per-project model's; the `Backend`'s)."""
+        self.memo: Memo | None = None
+        """A per-project instance's own `context.memo` (None: the `Backend`'s)."""
         adopt(model)
 
     @property
@@ -156,9 +161,10 @@ class ModelKeeper:
 
     async def watch(self, interval: float = 1.0, supervisor: Supervisor | None = None) -> None:
         """Follow the store's current version forever (supervised)."""
-        await (supervisor or Supervisor()).loop("version watch", self._follow, idle=interval)
+        await (supervisor or Supervisor()).loop("version watch", self.follow, idle=interval)
 
-    async def _follow(self) -> bool:
+    async def follow(self) -> bool:
+        """Swap to the store's current version if it is not the one served (one look)."""
         async with self._lock:
             current = await anyio.to_thread.run_sync(self.versions.current)
             if current and current not in (self.model.model_version, self._refused):

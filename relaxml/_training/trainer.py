@@ -11,7 +11,8 @@ webhook / train  ──submit──▶  TrainingStore (events queue, any worker)
                  version returned ─▶ save artifacts ─▶ VersionStore.record ─▶ every worker swaps
 ```
 
-One run at a time in the whole data directory (the model is one object); a failure is
+One run at a time in the whole data directory (the model is one object; a per-project model's
+run trains the instance of the run's project only); a failure is
 recorded and serving goes on; a cancelled run's result is discarded.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -54,7 +56,10 @@ class Trainer:
         train_every: int = 1,
         idle: float = 0.5,
         supervisor: Supervisor | None = None,
+        keeper_for: Callable[[str], Awaitable[ModelKeeper]] | None = None,
     ) -> None:
+        """`keeper_for(project_key)`: the keeper whose model trains on a project's events (a
+        per-project model's); `keeper` for every project when None."""
         self.store = store
         self.leader = leader
         self.keeper = keeper
@@ -64,6 +69,7 @@ class Trainer:
         self._metrics = metrics
         self.train_every = train_every
         self._idle = idle
+        self._keeper_for = keeper_for
         self.wakeup = Wakeup()
         self._supervisor = supervisor or Supervisor()
 
@@ -142,14 +148,13 @@ class Trainer:
             "training run %d started (project %s, %s, %d events)",
             run_id, project, event.action, len(events),
         )  # fmt: skip
+        keeper = await self._keeper_for(project) if self._keeper_for else self.keeper
         async with anyio.create_task_group() as group:
             group.start_soon(self._watch_cancel, run_id, control)
             version: str | None = None
             error: str | None = None
             try:
-                version = await anyio.to_thread.run_sync(
-                    self.keeper.fit, event, abandon_on_cancel=True
-                )
+                version = await anyio.to_thread.run_sync(keeper.fit, event, abandon_on_cancel=True)
             except Exception as exc:
                 state, error = "failed", describe(exc)
                 logger.error("training run %d failed", run_id, exc_info=exc)
@@ -161,7 +166,7 @@ class Trainer:
         used = control.annotations_used or len(event.annotations)
         if state == "succeeded" and version is not None:
             try:
-                version = await self.keeper.finish(version, run_id, event)
+                version = await keeper.finish(version, run_id, event)
             except Exception as exc:
                 state, error = "failed", f"saving version {version}: {describe(exc)}"
                 logger.error("training run %d: saving version %s failed", run_id, version,
