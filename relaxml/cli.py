@@ -295,5 +295,6 @@ def versions_use(version: str, data_dir: str, project: int | None) -> None:
 
 main.add_command(offline_commands.predict)
 main.add_command(offline_commands.check)
+main.add_command(offline_commands.annotate)
 main.add_command(scaffold_commands.init)
 main.add_command(doctor_command.doctor)

@@ -1,9 +1,10 @@
 """`relaxml predict` and `relaxml check`: a model over a tasks file, and a predictions file
-against a label config, with no Label Studio."""
+against a label config, with no Label Studio; `relaxml annotate`: a model over a project."""
 
 from __future__ import annotations
 
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ from .._devices import device_for
 from .._server.loader import LoadError, load_model_class
 from ..labels.labelconfig import LabelConfigError, parse_label_config
 from ..labels.validation import Problem, check_prediction
+from ..labelstudio.client import LabelStudioClient
 from ..model import check_attributes, construct
 from ..settings import Settings
+from .annotate import IMPORT_SIZE, AnnotateError, Annotator
 from .runner import run_model
 from .tasksfile import TasksFileError, read_tasks, write_import
 
@@ -127,6 +130,67 @@ def check(predictions_path: Path, config_path: Path) -> None:
                 _report(f"task {task['id']}, prediction {number + 1}", problems)
     click.echo(f"{count - failed} of {count} predictions fit the label config", err=True)
     if failed:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.argument("target")
+@click.option("--project", "project_id", type=int, required=True, help="The Label Studio project.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local"]),
+    default="local",
+    show_default=True,
+    help="Where the model runs: `local`, in this process (the only engine so far).",
+)
+@click.option(
+    "--import-size",
+    type=click.IntRange(min=1),
+    default=IMPORT_SIZE,
+    show_default=True,
+    help="Tasks predicted, then imported into Label Studio, per bulk request.",
+)
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    help="Directory put first on sys.path to import TARGET's module.",
+)
+def annotate(target: str, project_id: int, engine: str, import_size: int, app_dir: str) -> None:
+    """Predict, with TARGET (`module:Class` or `path/file.py:Class`), every task of a Label
+    Studio project that has no prediction of the model's version yet, and store the
+    predictions in Label Studio (LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY).
+
+    Tasks are read page by page and imported in bulk; a run again, or after a crash, stores
+    only what is missing, never a prediction twice. A task whose prediction fails is listed
+    and the rest goes on; the exit status is then 1. --engine takes only `local` for now.
+    """
+    try:
+        model_class = load_model_class(target, app_dir)
+        check_attributes(model_class)
+        settings = Settings.from_env()
+        if not settings.label_studio_url:
+            raise ValueError("LABEL_STUDIO_URL must be set (and LABEL_STUDIO_API_KEY)")
+        client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key)
+    except (LoadError, TypeError, ValueError) as error:
+        raise click.UsageError(str(error)) from None
+    model = construct(model_class, device_for(settings.device_list, 0))
+    model.warmup()
+    try:
+        with (
+            closing(client),
+            click.progressbar(length=1, label="Annotating", file=sys.stderr) as bar,
+        ):
+            annotator = Annotator(client, project_id, model, settings, import_size=import_size)
+            bar.length = max(1, annotator.count())
+            annotator.progress = bar.update
+            summary = annotator.run()
+    except AnnotateError as error:
+        raise click.ClickException(str(error)) from None
+    for task_id, reason in sorted(summary.failed.items()):
+        click.echo(f"task {task_id}: {reason}", err=True)
+    click.echo(f"{summary.line()} (model version {model.model_version})", err=True)
+    if summary.failed:
         raise SystemExit(1)
 
 
