@@ -28,9 +28,9 @@ MODELS = '''
 import os, time
 from relaxml import LabelStudioModel, Prediction
 
-def choice(value):
+def choice(value, **fields):
     return Prediction(result=[{"from_name": "sentiment", "to_name": "text", "type": "choices",
-                               "value": {"choices": [value]}}])
+                               "value": {"choices": [value]}}], **fields)
 
 class Good(LabelStudioModel):
     """Positive for every task; sleeps RELAXML_TEST_SLEEP seconds per call."""
@@ -41,11 +41,18 @@ class Good(LabelStudioModel):
         return [choice("positive") for task in tasks]
 
 class Picky(Good):
-    """Raises on a call with a task whose text is "bad"; answers "maybe" to "odd"."""
+    """Raises on a call with a task whose text is "bad"; answers "maybe" to "odd"; names
+    another version for "other", and both versions for "both"."""
     def predict(self, tasks, context):
         if any(t.data["text"] == "bad" for t in tasks):
             raise ValueError("cannot read this one")
-        return [choice("maybe" if t.data["text"] == "odd" else "positive") for t in tasks]
+        return [
+            choice("positive", model_version="x-2") if t.data["text"] == "other"
+            else [choice("positive"), choice("negative", model_version="x-2")]
+            if t.data["text"] == "both"
+            else choice("maybe" if t.data["text"] == "odd" else "positive")
+            for t in tasks
+        ]
 '''
 
 
@@ -96,14 +103,19 @@ def test_predicts_what_lacks_the_version_and_a_second_run_stores_none(fake, mode
 
 
 def test_a_failing_task_fails_alone_and_the_rest_is_stored(fake, models):
-    texts = ["fine", "bad", "fine", "odd", "fine", "fine"]
+    texts = ["fine", "bad", "fine", "odd", "other", "both", "fine"]
     project_id = project(fake, texts)
     result = annotate(fake, f"{models}:Picky", "--project", str(project_id))
     assert result.exit_code == 1
     assert "task 102: predict raised ValueError: cannot read this one" in result.output
     assert "task 104: does not fit the label config" in result.output
-    assert "4 predicted, 0 skipped (already predicted), 2 failed" in result.output
-    assert fake.predictions_by_task() == {101: 1, 103: 1, 105: 1, 106: 1}
+    assert "task 105: its predictions name model_version x-2, not the model's a-1" in result.output
+    assert "4 predicted, 0 skipped (already predicted), 3 failed" in result.output
+    assert fake.predictions_by_task() == {101: 1, 103: 1, 106: 2, 107: 1}
+
+    again = annotate(fake, f"{models}:Picky", "--project", str(project_id))
+    assert "0 predicted, 4 skipped (already predicted), 3 failed" in again.output
+    assert fake.predictions_by_task() == {101: 1, 103: 1, 106: 2, 107: 1}
 
 
 def test_an_import_whose_answer_is_lost_is_not_stored_twice(fake, models):

@@ -11,7 +11,8 @@ does not hold yet.
 
 A block whose `predict` raises is predicted task by task; a task that raises alone, runs out of
 memory alone, has a prediction that does not fit the label config, or that Label Studio refuses,
-is counted failed with its reason and the rest goes on.
+or whose predictions all name another `model_version` than the model's (a next run could not
+tell it is done), is counted failed with its reason and the rest goes on.
 """
 
 from __future__ import annotations
@@ -203,7 +204,15 @@ class Annotator:
                 found = "; ".join(str(p) for p in outcome.problems[index])
                 self.summary.failed[task["id"]] = f"does not fit the label config: {found}"
             else:
-                into[task["id"]] = entry if isinstance(entry, list) else [entry]
+                predictions = entry if isinstance(entry, list) else [entry]
+                if not self._has_version({"predictions": predictions}):
+                    found = ", ".join(sorted({str(p.get("model_version")) for p in predictions}))
+                    self.summary.failed[task["id"]] = (
+                        f"its predictions name model_version {found}, not the model's "
+                        f"{self.version}: a next run could not tell the task is done"
+                    )
+                    continue
+                into[task["id"]] = predictions
 
     def _deliver(self, predictions: dict[int, list[dict[str, Any]]]) -> None:
         """Import `predictions` in one request; after a failure, send again only what Label
