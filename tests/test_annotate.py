@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from relaxml._datadir.sqlite import FILENAME
+from relaxml._training.versions import VersionStore
 from relaxml.cli import main
 from relaxml.testing import FakeLabelStudio
 
@@ -53,6 +55,18 @@ class Picky(Good):
             else choice("maybe" if t.data["text"] == "odd" else "positive")
             for t in tasks
         ]
+
+class Word(LabelStudioModel):
+    """Predicts the word it was trained to (saved in word.txt), "positive" untrained."""
+    model_version = "w-1"
+    def __init__(self):
+        self.word = "positive"
+    def predict(self, tasks, context):
+        return [choice(self.word) for task in tasks]
+    def save(self, path):
+        (path / "word.txt").write_text(self.word)
+    def load(self, path):
+        self.word = (path / "word.txt").read_text()
 '''
 
 
@@ -151,6 +165,27 @@ def test_bad_invocations_are_clear(fake, models):
         "LABEL_STUDIO_URL": "", "LABEL_STUDIO_API_KEY": ""})  # fmt: skip
     assert result.exit_code == 2
     assert "LABEL_STUDIO_URL" in result.output
+
+
+def test_with_a_data_dir_its_current_version_predicts(fake, models, tmp_path):
+    project_id = project(fake, ["a", "b"])
+    data_dir = tmp_path / "data"
+    artifacts = data_dir / "versions" / "w-2"
+    artifacts.mkdir(parents=True)
+    (artifacts / "word.txt").write_text("negative")
+    store = VersionStore(data_dir / FILENAME)
+    store.record("w-2", path=artifacts)
+    store.close()
+    args = ["--project", str(project_id), "--data-dir", str(data_dir)]
+    result = annotate(fake, f"{models}:Word", *args)
+    assert result.exit_code == 0, result.output
+    assert "(model version w-2)" in result.output
+    stored = [(p["model_version"], p["result"][0]["value"]) for p in fake.predictions]
+    assert stored == [("w-2", {"choices": ["negative"]})] * 2
+
+    result = annotate(fake, f"{models}:Word", "--project", "1", "--data-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "holds no relaxml database" in result.output
 
 
 def test_resumes_after_a_kill_without_duplicates(fake, models):

@@ -18,6 +18,7 @@ from ..labelstudio.client import LabelStudioClient
 from ..model import check_attributes, construct
 from ..settings import Settings
 from .annotate import IMPORT_SIZE, AnnotateError, Annotator
+from .current import CurrentVersionError, load_current
 from .runner import run_model
 from .tasksfile import TasksFileError, read_tasks, write_import
 
@@ -156,14 +157,28 @@ def check(predictions_path: Path, config_path: Path) -> None:
     show_default=True,
     help="Directory put first on sys.path to import TARGET's module.",
 )
-def annotate(target: str, project_id: int, engine: str, import_size: int, app_dir: str) -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A server's data directory: its current version (trained) is loaded and predicts.",
+)
+def annotate(
+    target: str,
+    project_id: int,
+    engine: str,
+    import_size: int,
+    app_dir: str,
+    data_dir: Path | None,
+) -> None:
     """Predict, with TARGET (`module:Class` or `path/file.py:Class`), every task of a Label
     Studio project that has no prediction of the model's version yet, and store the
     predictions in Label Studio (LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY).
 
     Tasks are read page by page and imported in bulk; a run again, or after a crash, stores
     only what is missing, never a prediction twice. A task whose prediction fails is listed
-    and the rest goes on; the exit status is then 1. --engine takes only `local` for now.
+    and the rest goes on; the exit status is then 1. With --data-dir, the model is the
+    version that data directory serves. --engine takes only `local` for now.
     """
     try:
         model_class = load_model_class(target, app_dir)
@@ -175,6 +190,12 @@ def annotate(target: str, project_id: int, engine: str, import_size: int, app_di
     except (LoadError, TypeError, ValueError) as error:
         raise click.UsageError(str(error)) from None
     model = construct(model_class, device_for(settings.device_list, 0))
+    if data_dir is not None:
+        try:
+            load_current(model, data_dir, project_id)
+        except CurrentVersionError as error:
+            client.close()
+            raise click.UsageError(str(error)) from None
     model.warmup()
     try:
         with (
