@@ -175,7 +175,7 @@ def annotate(
     Studio project that has no prediction of the model's version yet, and store the
     predictions in Label Studio (LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY).
 
-    Tasks are read page by page and imported in bulk; a run again, or after a crash, stores
+    Tasks are read page by page and imported in bulk; running it again, or after a crash, stores
     only what is missing, never a prediction twice. A task whose prediction fails is listed
     and the rest goes on; the exit status is then 1. With --data-dir, the model is the
     version that data directory serves. --engine takes only `local` for now.
