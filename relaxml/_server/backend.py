@@ -8,13 +8,10 @@ decoded JSON bodies and plain dicts; `routes.py` does the HTTP around it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import re
 import signal
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +26,15 @@ from .._delivery.outbox import Outbox
 from .._delivery.pace import Pace
 from .._delivery.worker import Deliverer
 from .._metrics import Metrics
-from .._oom import OUT_OF_MEMORY, is_oom_entry, split_on_oom
+from .._oom import OUT_OF_MEMORY, is_oom_entry
 from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
-from .._throttle import LogThrottle
 from .._training.instances import ProjectModels
 from .._training.keeper import ModelKeeper
 from .._training.store import TrainingStore
 from .._training.trainer import Trainer
-from .._training.versions import ALL_PROJECTS, VersionStore
+from .._training.versions import VersionStore
 from ..context import Context
-from ..errors import Failure, HTTPError, ModelError, ModelOutputError, describe
+from ..errors import Failure, HTTPError, ModelError, describe
 from ..events import (
     START_TRAINING,
     TrainingEvent,
@@ -48,12 +44,14 @@ from ..events import (
 from ..labelstudio._pool import ClientPool, MediaPool
 from ..memo import Memo
 from ..model import LabelStudioModel
-from ..prediction import Entry, json_safe, normalize
-from ..projects import Project, ProjectRegistry
-from ..protocol import Task, parse_predict, parse_setup
+from ..prediction import Entry
+from ..projects import ProjectRegistry
+from ..protocol import parse_predict, parse_setup
 from ..settings import Settings
 from .batching import MicroBatcher
+from .modelcall import ModelCall
 from .outputcheck import OutputCheck
+from .routing import ModelRouter
 from .scheduler import Scheduler, chunked
 
 logger = logging.getLogger(__name__)
@@ -78,8 +76,6 @@ class Backend:
         self.settings = settings
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
-        self.output_check = OutputCheck(settings.validate, f"{self.name}.predict")
-        self._output_log = LogThrottle()
         self._task_group = task_group
         self.metrics = metrics or Metrics()
         self.projects = ProjectRegistry(max_projects=settings.max_projects)
@@ -118,10 +114,10 @@ class Backend:
             outbox=self.outbox,
             projects=self.projects,
             clients=self.clients,
-            run_model=self._run_stored,
+            run_model=lambda tasks, context: self.calls.run_stored(tasks, context),
             media=self.media,
             memo=self.memo,
-            version=self.version_for,
+            version=lambda project: self.router.version_for(project),
             name=self.name,
         )
         self.keeper = ModelKeeper(model, self.versions, self.data_dir.path, adopt=self._adopt)
@@ -140,6 +136,17 @@ class Backend:
             else None
         )
         self.pace = Pace()
+        self.router = ModelRouter(
+            self.keeper, self.instances, self.projects, self.name, self._call_user
+        )
+        self.calls = ModelCall(
+            self.router,
+            self.scheduler,
+            self.pace,
+            self.metrics,
+            OutputCheck(settings.validate, f"{self.name}.predict"),
+            self.name,
+        )
         self.deliverer = Deliverer(
             self.background,
             self.leader,
@@ -160,11 +167,11 @@ class Backend:
             media=self.media,
             train_every=settings.train_every,
             supervisor=self.supervisor,
-            keeper_for=self._keeper_for if self.per_project else None,
+            keeper_for=self.router.keeper_for if self.per_project else None,
         )
         self.batcher = (
             MicroBatcher(
-                self._run_model,
+                self.calls.run,
                 GuardedGroup(task_group, self.supervisor, "micro-batch"),
                 max_size=model.max_batch_size or DEFAULT_MERGE_SIZE,
                 timeout=model.batch_timeout,
@@ -205,39 +212,6 @@ class Backend:
     def model(self) -> LabelStudioModel:
         """The model instance serving now (it changes on a version swap)."""
         return self.keeper.model
-
-    def project_key(self, project: Project | None) -> str:
-        """The key of a project's model instance and versions: its numeric id for a
-        per-project model (`unknown` without one), `*` otherwise."""
-        if not self.per_project:
-            return ALL_PROJECTS
-        return str(project.id) if project is not None and project.id is not None else "unknown"
-
-    def version_for(self, project: Project) -> str:
-        """The version serving `project` now: its resident instance's for a per-project model
-        (the class's version when none is resident), the model's otherwise. Any thread."""
-        keeper = self.instances.peek(self.project_key(project)) if self.instances else None
-        return (keeper or self.keeper).model.model_version
-
-    async def _keeper_for(self, key: str, *, changed: Project | None = None) -> ModelKeeper:
-        """The keeper of the instance that serves and trains project `key`. A per-project
-        instance gets `setup(project)` once the project is known, again when it is a new
-        instance (built, or swapped in for a new version), and when `/setup` `changed` it."""
-        if self.instances is None or key == ALL_PROJECTS:
-            return self.keeper
-        try:
-            keeper, _ = await self.instances.get(key)
-        except Exception as exc:
-            logger.error("building %s for project %s failed", self.name, key, exc_info=exc)
-            raise ModelError(
-                f"building {self.name} for project {key} raised {describe(exc)}"
-            ) from None
-        model = keeper.model
-        project = changed or (self.projects.by_id(int(key)) if key.isdigit() else None)
-        if project is not None and (changed is not None or keeper.set_up is not model):
-            keeper.set_up = model
-            await self._call_user(model.setup, project, what="setup")
-        return keeper
 
     def _adopt(self, model: LabelStudioModel) -> None:
         """`model` starts serving a version (a new instance, or a new version of this one)."""
@@ -299,15 +273,15 @@ class Backend:
             if changed:
                 await self._call_user(self.model.setup, project, what="setup")
             return {"model_version": self.model_version}
-        key = self.project_key(project)
-        keeper = await self._keeper_for(key, changed=project if changed else None)
+        key = self.router.key(project)
+        keeper = await self.router.keeper_for(key, changed=project if changed else None)
         return {"model_version": keeper.model.model_version}
 
     async def predict(self, body: object) -> dict[str, Any]:
         """`POST /predict`: one entry per task, in order, or a background job."""
         request = parse_predict(body)
         project = self.projects.for_predict(request)
-        version = (await self._keeper_for(self.project_key(project))).model.model_version
+        version = (await self.router.keeper_for(self.router.key(project))).model.model_version
         context = Context(
             project=project,
             label_config=request.label_config or project.label_config,
@@ -323,7 +297,7 @@ class Backend:
             return await self.background.enqueue(request, project, context)
         with self.scheduler.admit():
             for chunk in chunked(request.tasks, self.model.max_batch_size):
-                run = self.batcher.submit if self.batcher else self._run_model
+                run = self.batcher.submit if self.batcher else self.calls.run
                 try:
                     results.extend(await run(list(chunk), context))
                 except Failure:
@@ -336,95 +310,6 @@ class Backend:
             if len(failed) == len(results):  # nothing to answer: the request fails as a whole
                 raise HTTPError(503, OUT_OF_MEMORY, _all_failed(failed))
         return {"results": results, "model_version": version}
-
-    async def _run_model(
-        self, tasks: list[Task], context: Context, *, mode: str = "inline"
-    ) -> list[Entry]:
-        """`predict` on `tasks` through the scheduler, its output normalized and checked; a
-        call that runs out of memory is split in halves (`_oom.split_on_oom`), and a task that
-        runs out of memory alone gets an `out_of_memory` entry."""
-        key = self.project_key(context.project)
-        keeper = await self._keeper_for(key)
-        model, version = keeper.model, keeper.model.model_version
-        if keeper.memo is not None and context.memo is not keeper.memo:
-            context = dataclasses.replace(context, memo=keeper.memo)
-        interactive = context.is_interactive
-        if interactive:
-            self.pace.note_interactive()
-        source = f"{self.name}.predict"
-
-        async def call(batch: list[Task]) -> list[Entry]:
-            if model.predicts_async():
-                output = await self.scheduler.run_async(model.predict, batch, context)
-            else:
-                output = await self.scheduler.run_sync(
-                    self._timed, model, batch, context, urgent=interactive
-                )
-            return normalize(
-                output,
-                len(batch),
-                model_version=version,
-                source=source,
-                check_json=False,  # the answer is checked when it is serialized
-            )
-
-        try:
-            entries = await split_on_oom(
-                call,
-                tasks,
-                oom_errors=model.oom_errors,
-                source=source,
-                metrics=self.metrics,
-                mode=mode,
-            )
-        except ModelOutputError as error:
-            raise self._refused(error) from None
-        except Failure:
-            raise
-        except Exception as exc:
-            logger.error("%s.predict raised on %d tasks", self.name, len(tasks), exc_info=exc)
-            raise ModelError(f"{self.name}.predict raised {describe(exc)}") from None
-        if key != ALL_PROJECTS:
-            self.metrics.inc("relaxml_project_predictions_total", len(tasks), project=key)
-        try:
-            if context.label_config:
-                kept = [i for i, entry in enumerate(entries) if not is_oom_entry(entry)]
-                self.output_check(
-                    [tasks[i] for i in kept] if len(kept) < len(tasks) else tasks,
-                    [entries[i] for i in kept] if len(kept) < len(tasks) else entries,
-                    context.label_config,
-                )
-        except ModelOutputError as error:
-            raise self._refused(error) from None
-        return entries
-
-    def _timed(self, model: LabelStudioModel, tasks: list[Task], context: Context) -> Any:
-        """`model.predict` in a model thread, its time per task noted for the pace of
-        background batches."""
-        started = time.perf_counter()
-        try:
-            return model.predict(tasks, context)
-        finally:
-            self.pace.record(len(tasks), time.perf_counter() - started)
-
-    async def _run_stored(self, tasks: list[Task], context: Context) -> list[Entry]:
-        """`_run_model` for background predictions, stored as JSON before they are sent."""
-        return self.json_safe(await self._run_model(tasks, context, mode="background"))
-
-    def json_safe(self, entries: list[Entry]) -> list[Entry]:
-        """`prediction.json_safe` for this model's entries; a refusal is logged."""
-        try:
-            return json_safe(entries, f"{self.name}.predict")
-        except ModelOutputError as error:
-            raise self._refused(error) from None
-
-    def _refused(self, error: ModelOutputError) -> ModelOutputError:
-        """Log why the model's output was refused (the text of the answer), at most once a
-        minute per kind of mistake; return `error` to raise."""
-        kind = " ".join(re.sub(r"\d+", "", error.detail).split()[:6])
-        if self._output_log.allow(kind):
-            logger.error("%s (logged once a minute for this kind of mistake)", error.detail)
-        return error
 
     async def webhook(self, body: object, *, authenticated: bool) -> dict[str, Any]:
         """`POST /webhook`: acknowledge at once; training happens in the background."""

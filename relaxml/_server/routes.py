@@ -291,7 +291,7 @@ def _answer(request: Request, answer: dict[str, Any]) -> Response:
         if not isinstance(results, list):
             raise
         backend: Backend = request.app.state.backend
-        return JSONResponse({**answer, "results": backend.json_safe(results)})
+        return JSONResponse({**answer, "results": backend.calls.json_safe(results)})
 
 
 def _refuse_strict_unauthenticated(request: Request, settings: Settings) -> None:
