@@ -8,17 +8,13 @@ another worker takes over within seconds.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import IO
 
 import anyio
 import anyio.to_thread
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: a single worker is always the leader
-    fcntl = None  # type: ignore[assignment]
+from .filelock import lock_file
 
 
 class LeaderLock:
@@ -37,20 +33,8 @@ class LeaderLock:
         """Take the lock if it is free; return whether this process holds it."""
         if self._file is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+", encoding="utf-8")
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._file = handle
-        return True
+        self._file = lock_file(self.path)
+        return self._file is not None
 
     async def acquire(self, poll: float = 2.0) -> None:
         """Wait (without blocking the event loop) until this process holds the lock."""

@@ -14,9 +14,10 @@ turns that file into a non-zero exit status.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import IO
+
+from .filelock import lock_file
 
 try:
     import fcntl
@@ -100,17 +101,8 @@ class WorkerSlots:
         self.slot = None
 
     def _lock(self, path: Path, *, wait: bool) -> bool:
-        handle = path.open("a+", encoding="utf-8")
-        if fcntl is not None:
-            try:
-                flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
-                fcntl.flock(handle.fileno(), flags)
-            except OSError:
-                handle.close()
-                return False
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        handle = lock_file(path, wait=wait)
+        if handle is None:
+            return False
         self._held.append(handle)
         return True

@@ -46,14 +46,7 @@ def make_context(
     its uploads and files are fetched with its key, as the server would. `interactive` is an
     interactive call's context (`params.context`), which `context.prompts` reads.
     """
-    client = None
-    if label_studio is not None:
-        client = LabelStudioClient(label_studio.url, label_studio.api_key)
-    cache = Path(tempfile.mkdtemp(prefix="relaxml-media-"))
-    media = MediaFetcher(
-        client, cache, local_files_root=Path(local_files_root) if local_files_root else None
-    )
-    weakref.finalize(media, shutil.rmtree, cache, True)  # the cache goes with the context
+    media = _media(label_studio, local_files_root)
     return Context(
         project=Project(uid=f"{project_id}.1700000000", id=project_id, label_config=label_config),
         label_config=label_config,
@@ -83,14 +76,7 @@ def make_event(
     `project_id`, and `event.local_path` downloads its uploads. `local_files_root` serves
     `/data/local-files/?d=...` values from a folder.
     """
-    client = None
-    if label_studio is not None:
-        client = LabelStudioClient(label_studio.url, label_studio.api_key)
-    cache = Path(tempfile.mkdtemp(prefix="relaxml-media-"))
-    media = MediaFetcher(
-        client, cache, local_files_root=Path(local_files_root) if local_files_root else None
-    )
-    weakref.finalize(media, shutil.rmtree, cache, True)
+    media = _media(label_studio, local_files_root)
     return TrainingEvent(
         action=action,
         project_id=project_id,
@@ -99,5 +85,20 @@ def make_event(
         annotations=list(annotations),
         tasks=list(tasks),
         authenticated=authenticated,
-        control=RunControl(client, None, media),
+        control=RunControl(media.client, None, media),
     )
+
+
+def _media(
+    label_studio: FakeLabelStudio | None, local_files_root: str | Path | None
+) -> MediaFetcher:
+    """A fetcher with the fake's key (if any) and a temporary cache that goes with it."""
+    client = None
+    if label_studio is not None:
+        client = LabelStudioClient(label_studio.url, label_studio.api_key)
+    cache = Path(tempfile.mkdtemp(prefix="relaxml-media-"))
+    media = MediaFetcher(
+        client, cache, local_files_root=Path(local_files_root) if local_files_root else None
+    )
+    weakref.finalize(media, shutil.rmtree, cache, True)
+    return media
