@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from relaxml import Context, LabelStudioModel, Task
-from relaxml._redaction import redact
-from relaxml.logs import configure_logging
+from relaxml._redaction import redact, remember
+from relaxml.logs import configure_logging, plain_handler
 
 from .conftest import LOGGERS, first
 from .support.models import Trainable
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2lnbmF0dXJlLXZhbHVlLTEyMw"
+
+
+@contextlib.contextmanager
+def relaxml_handler_alone() -> Iterator[None]:
+    """Only relaxml's handler on the root (pytest adds its own while a test runs)."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [h for h in saved if type(h).__module__ == "relaxml.logs"]
+    try:
+        yield
+    finally:
+        root.handlers = saved
 
 
 class Leaky(LabelStudioModel):
@@ -61,11 +75,18 @@ def test_secrets_never_reach_the_log(serve, captured, log_output):
         assert secret not in text, secret
 
 
-def test_one_concise_line_per_request(serve, log_output):
+BOTH_WAYS = pytest.mark.parametrize(
+    "alone", [True, False], ids=["written without a record", "as records"]
+)
+
+
+@BOTH_WAYS
+def test_one_concise_line_per_request(serve, log_output, alone):
     client = serve(Trainable)
-    client.get("/health")
-    client.post("/predict", json={"tasks": [{"id": 1, "data": {}}, {"id": 2, "data": {}}]})
-    client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 1}})
+    with relaxml_handler_alone() if alone else contextlib.nullcontext():
+        client.get("/health")
+        client.post("/predict", json={"tasks": [{"id": 1, "data": {}}, {"id": 2, "data": {}}]})
+        client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 1}})
     lines = [line for line in log_output.getvalue().splitlines() if "relaxml.access" in line]
     assert len(lines) == 3
     assert lines[0].endswith("GET /health 200 " + lines[0].rsplit(" 200 ", 1)[1])
@@ -74,9 +95,13 @@ def test_one_concise_line_per_request(serve, log_output):
     assert lines[2].endswith("(ANNOTATION_CREATED)")
 
 
-def test_an_access_line_keeps_percent_signs_and_escapes_control_characters(serve, log_output):
+@BOTH_WAYS
+def test_an_access_line_keeps_percent_signs_and_escapes_control_characters(
+    serve, log_output, alone
+):
     client = serve(Trainable)
-    assert client.get("/nowhere%25s%25d%0Aforged").status_code == 404
+    with relaxml_handler_alone() if alone else contextlib.nullcontext():
+        assert client.get("/nowhere%25s%25d%0Aforged").status_code == 404
     lines = [line for line in log_output.getvalue().splitlines() if "relaxml.access" in line]
     assert len(lines) == 1
     assert " GET /nowhere%s%d\\nforged 404 " in lines[0]
@@ -98,6 +123,72 @@ def test_the_time_of_each_line_is_its_own(log_output):
     ]
     assert records == expected
     assert len(set(records)) == 3
+
+
+@relaxml_handler_alone()
+def test_an_access_line_written_without_a_record_is_the_records_text(log_output):
+    access = logging.getLogger("relaxml.access")
+    handler = plain_handler(access)
+    assert handler is logging.getLogger().handlers[0]
+    remember("s3cret-token-value-42")
+    message = "POST /predict?t=s3cret-token-value-42 200 0.4 ms (x\x1b[31m 50% done)"
+    handler.write_line(access.name, message)
+    access.handle(access.makeRecord(access.name, logging.INFO, __file__, 0, message, (), None))
+    fast, made = log_output.getvalue().splitlines()
+    assert fast.split(" ", 1)[1] == made.split(" ", 1)[1]  # all but the time (its own second)
+    assert "s3cret" not in fast
+    assert "\x1b" not in fast
+    assert (
+        fast.split(" ", 1)[1]
+        == "INFO    relaxml.access: POST /predict?t=[redacted] 200 0.4 ms (x\\x1b[31m 50% done)"
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "a handler of the logger's own",
+        "a filter on a parent",
+        "a second handler on the root",
+        "another formatter",
+        "a filter on the handler",
+        "WARNING and above",
+    ],
+)
+@relaxml_handler_alone()
+def test_anything_configured_beside_relaxml_gets_access_lines_as_records(log_output, change):
+    access = logging.getLogger("relaxml.access")
+    root_handler = logging.getLogger().handlers[0]
+    undo: list[Any] = []
+    if change == "a handler of the logger's own":
+        extra = logging.NullHandler()
+        access.addHandler(extra)
+        undo.append(lambda: access.removeHandler(extra))
+    elif change == "a filter on a parent":
+        parent_filter = logging.Filter("nothing")
+        logging.getLogger("relaxml").addFilter(parent_filter)
+        undo.append(lambda: logging.getLogger("relaxml").removeFilter(parent_filter))
+    elif change == "a second handler on the root":
+        extra = logging.NullHandler()
+        logging.getLogger().addHandler(extra)
+        undo.append(lambda: logging.getLogger().removeHandler(extra))
+    elif change == "another formatter":
+        saved = root_handler.formatter
+        root_handler.setFormatter(logging.Formatter("%(message)s"))
+        undo.append(lambda: root_handler.setFormatter(saved))
+    elif change == "a filter on the handler":
+        handler_filter = logging.Filter()
+        root_handler.addFilter(handler_filter)
+        undo.append(lambda: root_handler.removeFilter(handler_filter))
+    else:
+        access.setLevel(logging.WARNING)
+        undo.append(lambda: access.setLevel(logging.NOTSET))
+    try:
+        assert plain_handler(access) is None
+    finally:
+        for step in undo:
+            step()
+    assert plain_handler(access) is root_handler
 
 
 def test_info_is_the_default_level():

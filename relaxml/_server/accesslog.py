@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._metrics import Labels, Metrics, series_key
 from .._redaction import escape
+from ..logs import plain_handler
 
 access_logger = logging.getLogger("relaxml.access")
 
@@ -66,12 +67,15 @@ class AccessLogMiddleware:
                     f"{escape(method)} {escape(scope['path'])} {status} {elapsed * 1000:.1f} ms"
                     f"{f' ({escape(note)})' if note else ''}"
                 )
-                # `handle` a made record: `info` would first walk the stack for the caller
-                access_logger.handle(
-                    access_logger.makeRecord(
-                        access_logger.name, logging.INFO, __file__, 0, line, (), None
+                handler = plain_handler(access_logger)
+                if handler is not None:  # the same text, without a LogRecord
+                    handler.write_line(access_logger.name, line)
+                else:  # `handle` a made record: `info` would first walk the stack for the caller
+                    access_logger.handle(
+                        access_logger.makeRecord(
+                            access_logger.name, logging.INFO, __file__, 0, line, (), None
+                        )
                     )
-                )
 
 
 def _request_labels(template: str, method: str, status: int) -> tuple[Labels, Labels]:
