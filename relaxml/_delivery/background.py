@@ -61,14 +61,22 @@ class BackgroundPredictions:
         self.wakeup = Wakeup()  # set whenever work is queued; the deliverer rests on it
         self._inline_warning = -1e9
 
-    async def wanted(self, request: PredictRequest, project: Project) -> bool:
-        """Whether this request goes to the background (docs/delivery.md, "The auto rule")."""
-        if self.delivery == "inline" or request.is_interactive:
+    def decided(self, request: PredictRequest) -> bool | None:
+        """Whether this request goes to the background when the settings alone decide it
+        (docs/delivery.md, "The auto rule"); None when `wanted` must ask about Label Studio."""
+        if self.delivery == "inline" or request.context is not None:
             return False
         if self.delivery == "background":
             return True
         if len(request.tasks) <= self.settings.auto_inline_max:
             return False
+        return None
+
+    async def wanted(self, request: PredictRequest, project: Project) -> bool:
+        """Whether this request goes to the background (docs/delivery.md, "The auto rule")."""
+        decided = self.decided(request)
+        if decided is not None:
+            return decided
         known, problem = self.clients.known_problem(
             project.hostname, project.access_token, project.id
         )

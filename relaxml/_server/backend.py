@@ -25,7 +25,7 @@ from .._delivery.background import BackgroundPredictions
 from .._delivery.outbox import Outbox
 from .._delivery.pace import Pace
 from .._delivery.worker import Deliverer
-from .._metrics import Metrics
+from .._metrics import Metrics, series_key
 from .._oom import OUT_OF_MEMORY, is_oom_entry
 from .._supervise import FATAL_EXIT_CODE, GuardedGroup, Supervisor
 from .._training.instances import ProjectModels
@@ -55,6 +55,8 @@ from .routing import ModelRouter
 from .scheduler import Scheduler, chunked
 
 logger = logging.getLogger(__name__)
+
+_INLINE = series_key({"mode": "inline"})  # the label set of inline requests' counters
 
 _SECRET_PARAMS = frozenset({"login", "password"})
 DEFAULT_MERGE_SIZE = 64  # tasks per merged call when batch_timeout is set without max_batch_size
@@ -293,7 +295,8 @@ class Backend:
         results: list[Entry] = []
         if not request.tasks:
             return {"results": results, "model_version": version}
-        if await self.background.wanted(request, project):
+        background = self.background.decided(request)  # most often known without awaiting
+        if background or (background is None and await self.background.wanted(request, project)):
             return await self.background.enqueue(request, project, context)
         with self.scheduler.admit():
             for chunk in chunked(request.tasks, self.model.max_batch_size):
@@ -301,12 +304,14 @@ class Backend:
                 try:
                     results.extend(await run(list(chunk), context))
                 except Failure:
-                    self.metrics.inc("relaxml_predict_errors_total", len(chunk), mode="inline")
+                    self.metrics.inc_series("relaxml_predict_errors_total", _INLINE, len(chunk))
                     raise
-        failed = [entry for entry in results if is_oom_entry(entry)]
-        self.metrics.inc("relaxml_tasks_predicted_total", len(results) - len(failed), mode="inline")
+        failed = [entry for entry in results if type(entry) is dict and is_oom_entry(entry)]
+        self.metrics.inc_series(
+            "relaxml_tasks_predicted_total", _INLINE, len(results) - len(failed)
+        )
         if failed:
-            self.metrics.inc("relaxml_predict_errors_total", len(failed), mode="inline")
+            self.metrics.inc_series("relaxml_predict_errors_total", _INLINE, len(failed))
             if len(failed) == len(results):  # nothing to answer: the request fails as a whole
                 raise HTTPError(503, OUT_OF_MEMORY, _all_failed(failed))
         return {"results": results, "model_version": version}

@@ -80,7 +80,12 @@ def parse_json(body: bytes) -> Any:
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if isinstance(value, (dict, list)) and depth_exceeds(value, MAX_DEPTH):
+    if (
+        isinstance(value, (dict, list))
+        # fewer brackets than the limit (strings' count too) cannot nest deeper: no walk
+        and body.count(b"[") + body.count(b"{") > MAX_DEPTH
+        and depth_exceeds(value, MAX_DEPTH)
+    ):
         raise _too_deep()
     if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
         raise BadRequest(

@@ -50,6 +50,7 @@ class ModelCall:
         self.output_check = output_check
         self.name = name
         self._output_log = LogThrottle()
+        self._async: dict[type[LabelStudioModel], bool] = {}  # predicts_async, per class
 
     async def run(
         self, tasks: list[Task], context: Context, *, mode: str = "inline"
@@ -66,21 +67,28 @@ class ModelCall:
         if interactive:
             self.pace.note_interactive()
         source = f"{self.name}.predict"
+        predicts_async = self._async.get(type(model))
+        if predicts_async is None:
+            predicts_async = self._async[type(model)] = model.predicts_async()
+        answered = 0  # tasks the model answered: all of them, unless a call ran out of memory
 
         async def call(batch: list[Task]) -> list[Entry]:
-            if model.predicts_async():
+            nonlocal answered
+            if predicts_async:
                 output = await self.scheduler.run_async(model.predict, batch, context)
             else:
                 output = await self.scheduler.run_sync(
                     self._timed, model, batch, context, urgent=interactive
                 )
-            return normalize(
+            entries = normalize(
                 output,
                 len(batch),
                 model_version=version,
                 source=source,
                 check_json=False,  # the answer is checked when it is serialized
             )
+            answered += len(batch)
+            return entries
 
         try:
             entries = await split_on_oom(
@@ -101,12 +109,12 @@ class ModelCall:
         if key != ALL_PROJECTS:
             self.metrics.inc("relaxml_project_predictions_total", len(tasks), project=key)
         try:
-            if context.label_config:
+            if context.label_config and answered == len(tasks):
+                self.output_check(tasks, entries, context.label_config)
+            elif context.label_config:  # leave out the tasks that ran out of memory alone
                 kept = [i for i, entry in enumerate(entries) if not is_oom_entry(entry)]
                 self.output_check(
-                    [tasks[i] for i in kept] if len(kept) < len(tasks) else tasks,
-                    [entries[i] for i in kept] if len(kept) < len(tasks) else entries,
-                    context.label_config,
+                    [tasks[i] for i in kept], [entries[i] for i in kept], context.label_config
                 )
         except ModelOutputError as error:
             raise self._refused(error) from None
