@@ -12,7 +12,7 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from .errors import ModelOutputError
 
@@ -63,11 +63,16 @@ def normalize(
             f"{source} returned {len(entries)} entries for {count} tasks: return exactly one "
             "entry per task, in the order of the tasks (None for a task with no prediction)"
         )
-    normalized: list[Entry] = []
-    for index, item in enumerate(entries):
-        fast = _plain(item, model_version) if type(item) is dict else None
-        normalized.append(fast or _entry(item, model_version, source, index))
-    return json_safe(normalized, source) if check_json else normalized
+    plain = _plain
+    normalized: list[Entry | None] = [
+        plain(item, model_version) if type(item) is dict else None for item in entries
+    ]
+    if None in normalized:  # the long way for whatever is not a well-formed dict
+        for index, item in enumerate(entries):
+            if normalized[index] is None:
+                normalized[index] = _entry(item, model_version, source, index)
+    done = cast("list[Entry]", normalized)
+    return json_safe(done, source) if check_json else done
 
 
 def _plain(item: dict[str, Any], version: str) -> dict[str, Any] | None:

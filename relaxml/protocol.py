@@ -192,6 +192,13 @@ def parse_predict(body: object) -> PredictRequest:
 
 def parse_task(value: object, where: str = "task") -> Task:
     """Parse one task object; `where` names it in errors."""
+    if type(value) is dict:  # the common case, a well-formed task, checked in one go
+        task_id, data = value.get("id"), value.get("data")
+        if type(task_id) is int and INT64_MIN <= task_id <= INT64_MAX and type(data) is dict:
+            project = value.get("project")
+            if type(project) is not int or not INT64_MIN <= project <= INT64_MAX:
+                project = None
+            return Task(task_id, data, project, value)
     obj = _object(value, where)
     task_id = obj.get("id")
     if type(task_id) is not int:  # also refuses bool, a subclass of int
