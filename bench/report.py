@@ -14,7 +14,9 @@ from common import REPO_DIR
 from suite import FLOOR, INCUMBENT, INCUMBENT_TEMPLATE, LIMIT, RELAXML, RELAXML_ASYNC
 
 NO_VALUE = "-"
-PACKAGES = ("relaxml", "starlette", "uvicorn", "anyio", "h11", "click")
+PACKAGES = ("relaxml", "starlette", "uvicorn", "anyio", "h11", "httptools", "uvloop", "click")
+"""Versions the report names; uvicorn uses httptools and uvloop instead of h11 and asyncio
+when they are installed (the `ray` extra brings them), which changes every server's figures."""
 LABELS = {
     RELAXML: "relaxml",
     RELAXML_ASYNC: "relaxml, `async def predict`",
