@@ -1,8 +1,10 @@
 """`AccessLogMiddleware`: one concise line per request (`METHOD /path STATUS duration`), never
-the query, headers or body, and the request metrics."""
+the query, headers or body, and the request metrics; as the outermost of relaxml's middleware,
+it also answers a request cut off by shutdown (`shutdown.answer_cut_off`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -11,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .._metrics import Labels, Metrics, series_key
 from .._redaction import escape
 from ..logs import plain_handler
+from .shutdown import answer_cut_off
 
 access_logger = logging.getLogger("relaxml.access")
 
@@ -36,7 +39,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status = 0  # no answer started yet
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -46,7 +49,14 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except asyncio.CancelledError:
+            if status:
+                raise  # half an answer is out: the server closes the connection
+            await answer_cut_off(scope, receive, send_with_status)
+            # The request task ends here, answered: nothing above it waits for the
+            # cancellation, and re-raising it would only make the server log a traceback.
         finally:
+            status = status or 500
             elapsed = time.perf_counter() - start
             method = scope["method"]
             if self.metrics is not None:

@@ -33,7 +33,6 @@ from .backend import Backend
 from .handlers import exception_handlers
 from .predictroute import PredictRoute
 from .readiness import Readiness
-from .shutdown import ShutdownMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +103,7 @@ def build_app(model: ModelSource, settings: Settings, *, workers: int) -> Starle
             os._exit(backend.exit_code)
 
     middleware = [
-        Middleware(AccessLogMiddleware, metrics=metrics),
-        Middleware(ShutdownMiddleware),
+        Middleware(AccessLogMiddleware, metrics=metrics),  # and the shutdown's JSON 503
     ]
     if settings.basic_auth is not None:
         user, password = settings.basic_auth
