@@ -38,9 +38,7 @@ def fake() -> Iterator[FakeLabelStudio]:
 
 
 @pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, fake: FakeLabelStudio
-) -> Iterator[RayServe]:
+def served(tmp_path_factory: pytest.TempPathFactory, fake: FakeLabelStudio) -> Iterator[RayServe]:
     """`Where` on two replicas with Basic Auth, for every test of this module."""
     from .conftest import require_ray
 
@@ -91,7 +89,8 @@ def test_two_replicas_answer_every_route_and_both_serve(served: RayServe) -> Non
     scorers: set[int] = set()
     for _ in range(40):
         health = get(served, "/health").json()
-        assert health["status"] == "UP" and health["model_class"] == "Where"
+        assert health["status"] == "UP"
+        assert health["model_class"] == "Where"
         workers.add(health["worker"])
         answer = post(served, "/predict", json=one_task())
         assert answer.status_code == 200
@@ -102,7 +101,8 @@ def test_two_replicas_answer_every_route_and_both_serve(served: RayServe) -> Non
     assert all(isinstance(w, str) and w != "coordinator" for w in workers)
     assert scorers == replica_pids(served)  # each replica predicts in its own process
     setup = post(served, "/setup", json={"project": f"{PROJECT}.1", "schema": "<View/>"})
-    assert setup.status_code == 200 and setup.json()["model_version"].startswith("where-")
+    assert setup.status_code == 200
+    assert setup.json()["model_version"].startswith("where-")
     assert get(served, "/ready").status_code == 200
     assert "relaxml_requests_total" in get(served, "/metrics").text
 
@@ -142,7 +142,8 @@ def test_a_bulk_predict_is_delivered_by_the_coordinator(
     assert post(served, "/setup", json=setup).status_code == 200
     tasks = [{"id": i, "data": {"text": str(i)}, "project": PROJECT} for i in range(1, 31)]
     answer = post(served, "/predict", json={"project": f"{PROJECT}.1", "tasks": tasks}).json()
-    assert answer["queued"] == 30 and answer["results"] == []
+    assert answer["queued"] == 30
+    assert answer["results"] == []
 
     def done() -> bool:  # any replica reports the job: its state is the data directory's
         return bool(get(served, f"/jobs/{answer['job']}").json()["state"] == "done")
@@ -181,7 +182,8 @@ def test_a_killed_coordinator_is_restarted_and_training_goes_on(served: RayServe
     assert post(served, "/train", json={"project": PROJECT}).json()["status"] == "accepted"
     wait_for(lambda: len(fits.read_text().split()) == runs + 1, timeout=60, interval=0.3)
     after = coordinator_pid(served)
-    assert after != before and fits.read_text().split()[-1] == str(after)
+    assert after != before
+    assert fits.read_text().split()[-1] == str(after)
 
 
 def test_a_killed_replica_is_replaced_and_serving_goes_on(served: RayServe) -> None:
@@ -197,7 +199,8 @@ def test_a_killed_replica_is_replaced_and_serving_goes_on(served: RayServe) -> N
             failures += 1
         time.sleep(0.1)
     now = replica_pids(served)
-    assert victim not in now and len(now) == 2
+    assert victim not in now
+    assert len(now) == 2
     wait_for(lambda: get(served, "/ready").status_code == 200, timeout=30)
     scorers: set[int] = set()
     for _ in range(30):

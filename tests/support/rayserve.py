@@ -7,6 +7,7 @@ and never matches a process of another Ray on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -108,9 +109,7 @@ class RayServe:
         time.sleep(1.0)
         left = self.processes()
         for pid in left:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(self.ray_tmpdir, ignore_errors=True)
         return left
