@@ -70,7 +70,7 @@ class Coordinator:
                 reason = backend.supervisor.reason
                 if reason is not None:
                     break
-                with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stopping.wait(), CHECK_EVERY)
         if reason is not None:
             logger.critical("coordinator stops so that Ray restarts it: %s", reason)
