@@ -20,6 +20,8 @@ from .spec import APP_NAME, RaySpec
 
 HEALTH_CHECK_PERIOD = 5.0
 GRACEFUL_SHUTDOWN = 10.0  # as uvicorn's under --engine local: requests in flight get 10 s
+QUIET_SERVE = {"enable_access_log": False}
+"""Serve's own line per request is off: relaxml's `relaxml.access` writes one, as under uvicorn."""
 
 
 class Replica:
@@ -70,6 +72,7 @@ def replica_deployment(spec: RaySpec) -> Any:
         max_ongoing_requests=spec.max_ongoing_requests(),
         health_check_period_s=HEALTH_CHECK_PERIOD,
         graceful_shutdown_timeout_s=GRACEFUL_SHUTDOWN,
+        logging_config=QUIET_SERVE,
         **scale,
     )(serve.ingress()(Replica))
     return deployment.bind(spec)

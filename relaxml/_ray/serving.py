@@ -16,7 +16,7 @@ from types import FrameType
 from typing import Any
 
 from .coordinator import coordinator_actor
-from .replica import replica_deployment
+from .replica import QUIET_SERVE, replica_deployment
 from .runtime import ray_runtime
 from .spec import APP_NAME, RaySpec
 
@@ -43,7 +43,10 @@ def serve_on_ray(spec: RaySpec, stop: threading.Event | None = None) -> None:
                 version = _wait_started(ray, coordinator, run, stop)
                 if stop.is_set():
                     return
-                serve.start(http_options={"host": spec.host, "port": spec.port})
+                serve.start(
+                    http_options={"host": spec.host, "port": spec.port},
+                    logging_config=QUIET_SERVE,
+                )
                 try:
                     serve.run(replica_deployment(spec), name=APP_NAME, route_prefix="/")
                 except RuntimeError as exc:
