@@ -22,6 +22,7 @@ from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
 from ._server.collector import relax_collector
 from ._server.loader import LoadError, load_model_class
+from ._supervise import FATAL_EXIT_CODE
 from ._training.versions import VersionStore
 from .logs import configure_logging
 from .model import check_attributes
@@ -354,7 +355,7 @@ def _serve_on_ray(target: str, app_dir: str, settings: Settings, options: dict[s
     from ._ray.runtime import RayUnavailable
 
     try:
-        from ._ray.serving import StartupFailed, serve_on_ray
+        from ._ray.serving import CoordinatorFailed, StartupFailed, serve_on_ray
         from ._ray.spec import RaySpec
 
         spec = RaySpec.create(target, app_dir, settings, **options)
@@ -364,6 +365,9 @@ def _serve_on_ray(target: str, app_dir: str, settings: Settings, options: dict[s
     except StartupFailed as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(STARTUP_FAILED) from None
+    except CoordinatorFailed as exc:
+        click.echo(f"Error: the coordinator failed: {exc}", err=True)
+        raise SystemExit(FATAL_EXIT_CODE) from None
 
 
 @main.group()

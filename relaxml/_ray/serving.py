@@ -29,6 +29,10 @@ class StartupFailed(RuntimeError):
     """The model failed to start in the coordinator or in a replica (exit status 3)."""
 
 
+class CoordinatorFailed(RuntimeError):
+    """The coordinator stopped for good while serving (exit status 70, as a fatal loop)."""
+
+
 def serve_on_ray(spec: RaySpec, stop: threading.Event | None = None) -> None:
     """Serve `spec` on Ray until SIGINT/SIGTERM (or until `stop` is set), then clean up."""
     stop = stop or threading.Event()
@@ -60,9 +64,8 @@ def serve_on_ray(spec: RaySpec, stop: threading.Event | None = None) -> None:
                 )
                 while not stop.is_set():
                     done, _ = ray.wait([run], timeout=1.0)
-                    if done:  # the coordinator returned without being asked: say why
-                        ray.get(run)
-                        raise StartupFailed("the coordinator stopped")
+                    if done:  # the coordinator ended for good (Ray restarts a dead one)
+                        raise CoordinatorFailed(_outcome(ray, run))
         finally:
             _clean_up(ray, serve, coordinator, run, local=local)
 
@@ -75,11 +78,7 @@ def _wait_started(ray: Any, coordinator: Any, run: Any, stop: threading.Event) -
         if started in done:
             return str(ray.get(started))
         if run in done:
-            try:
-                ray.get(run)
-            except Exception as exc:
-                raise StartupFailed(f"the model failed to start: {_cause(exc)}") from None
-            raise StartupFailed("the coordinator stopped before it started")
+            raise StartupFailed(f"the model failed to start: {_outcome(ray, run)}")
     return ""
 
 
@@ -109,12 +108,16 @@ def _shape(spec: RaySpec) -> str:
     return f"{scale}, {spec.num_cpus:g} CPU and {spec.num_gpus:g} GPU each, and a coordinator"
 
 
-def _cause(exc: BaseException) -> str:
-    """The user's exception inside a Ray task error, in one line."""
-    cause = getattr(exc, "cause", None) or exc
+def _outcome(ray: Any, run: Any) -> str:
+    """Why the coordinator's `run` ended: the exception it raised, in one line."""
     from ..errors import describe
 
-    return describe(cause) if isinstance(cause, Exception) else str(cause)
+    try:
+        ray.get(run)
+    except Exception as exc:
+        cause = getattr(exc, "cause", None) or exc  # the user's exception inside Ray's
+        return describe(cause) if isinstance(cause, Exception) else str(cause)
+    return "the coordinator returned"
 
 
 class _signals_set:

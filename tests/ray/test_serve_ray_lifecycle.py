@@ -13,8 +13,9 @@ from .conftest import require_ray
 
 def test_sigterm_stops_serving_and_no_ray_process_outlives_the_command(tmp_path: Path) -> None:
     require_ray()
-    options = ["--num-cpus", "0.25", "--data-dir", str(tmp_path / "data")]
-    server = RayServe("tests.support.ray_model:Where", options, {}, tmp_path / "serve.log")
+    options = ["--autoscale", "1:2", "--num-cpus", "0.25", "--data-dir", str(tmp_path / "data")]
+    # a file target, relative to the command's directory: every Ray process finds it
+    server = RayServe("tests/support/ray_model.py:Where", options, {}, tmp_path / "serve.log")
     try:
         server.wait_serving()
         running = " ".join(server.processes().values())
@@ -26,7 +27,7 @@ def test_sigterm_stops_serving_and_no_ray_process_outlives_the_command(tmp_path:
     assert left == {}, left  # every process of its Ray ended with the command
     assert status == 0, server.log()[-3000:]
     log = server.log()
-    assert f"on Ray at {server.url}: 1 replica, 0.25 CPU and 0 GPU each" in log
+    assert f"on Ray at {server.url}: autoscaling 1-2 replicas, 0.25 CPU and 0 GPU each" in log
     assert "received SIGTERM" in log
 
 
