@@ -30,6 +30,7 @@ from .spec import RaySpec
 logger = logging.getLogger(__name__)
 
 WORKER_ID = "coordinator"
+NAMESPACE = "relaxml"
 CHECK_EVERY = 0.5
 
 
@@ -40,7 +41,8 @@ class Coordinator:
         self._spec = spec
         self._started: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
-        self._version = ""
+        self._backend: Any = None
+        self._task: asyncio.Task[None] | None = None
 
     def _events(self) -> tuple[asyncio.Event, asyncio.Event]:
         if self._started is None or self._stopping is None:  # created on the actor's loop
@@ -63,7 +65,7 @@ class Coordinator:
         reason: str | None = None
         async with app.router.lifespan_context(app):
             backend = app.state.backend
-            self._version = backend.model_version
+            self._backend = backend
             started.set()
             logger.info("coordinator leads the background work of %s", backend.data_dir.path)
             while not stopping.is_set():
@@ -78,11 +80,20 @@ class Coordinator:
             sys.stderr.flush()
             os._exit(FATAL_EXIT_CODE)
 
+    async def ensure_running(self) -> None:
+        """Start `run` in the actor's loop unless it runs already. Under a RayService no
+        command stays to call `run`: the replicas call this at start and at every health
+        check, so a coordinator Ray restarted leads again within seconds."""
+        if self._task is None or self._task.done():
+            if self._task is not None and not self._task.cancelled() and self._task.exception():
+                logger.error("coordinator failed, starting again: %s", self._task.exception())
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
     async def started(self) -> str:
-        """Wait until the model has loaded and the loops run; return its version."""
+        """Wait until the model has loaded and the loops run; return its current version."""
         started, _ = self._events()
         await started.wait()
-        return self._version
+        return str(self._backend.model_version)
 
     async def stop(self) -> None:
         """Stop leading: `run` closes the app (its loops, the database) and returns."""
@@ -96,12 +107,31 @@ class Coordinator:
 
 def coordinator_actor(ray: Any, spec: RaySpec) -> Any:
     """Start the coordinator actor with one replica's resources (it runs `predict` for
-    background jobs and `fit`), restarted by Ray whenever its process dies."""
-    remote = ray.remote(
-        num_cpus=spec.num_cpus,
-        num_gpus=spec.num_gpus,
-        max_restarts=-1,
-        max_task_retries=-1,
-        max_concurrency=8,
-    )(Coordinator)
-    return remote.remote(spec)
+    background jobs and `fit`), restarted by Ray whenever its process dies. With
+    `spec.coordinator`, a detached actor of that name (or the one already running)."""
+    options: dict[str, Any] = {
+        "num_cpus": spec.num_cpus,
+        "num_gpus": spec.num_gpus,
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        "max_concurrency": 8,
+    }
+    if spec.coordinator:
+        options.update(
+            name=spec.coordinator,
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+        )
+    return ray.remote(**options)(Coordinator).remote(spec)
+
+
+def keep_running(name: str) -> None:
+    """Ask the detached coordinator `name` to lead (`Coordinator.ensure_running`); a
+    coordinator that cannot be found is logged, never raised: replicas serve on meanwhile."""
+    import ray
+
+    try:
+        ray.get_actor(name, namespace=NAMESPACE).ensure_running.remote()
+    except ValueError:
+        logger.warning("no coordinator %r: background delivery and training wait for it", name)

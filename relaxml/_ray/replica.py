@@ -7,7 +7,8 @@ when the replica starts). Replicas never lead: the `Coordinator` runs the backgr
 `serve status` and in the replica's log file names); a process id is unique on one node only.
 
 Serve calls `check_health` every few seconds: a replica whose background loop cannot go on
-(its `/health` says DOWN) fails it, and Serve replaces the replica.
+(its `/health` says DOWN) fails it, and Serve replaces the replica. Under a RayService (no
+`relaxml serve` command), it also keeps the detached coordinator leading.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from .coordinator import keep_running
 from .spec import APP_NAME, RaySpec
 
 HEALTH_CHECK_PERIOD = 5.0
@@ -40,6 +42,8 @@ class Replica:
         from ..logs import configure_logging
 
         configure_logging(self._spec.log_level)
+        if self._spec.coordinator:
+            keep_running(self._spec.coordinator)
         model_class = load_model_class(self._spec.target, self._spec.app_dir)
         replica_id = serve.get_replica_context().replica_id.unique_id
         self._app = build_app(
@@ -48,7 +52,10 @@ class Replica:
         return self._app
 
     def check_health(self) -> None:
-        """Raise (Serve replaces the replica) once a background loop cannot go on."""
+        """Raise (Serve replaces the replica) once a background loop cannot go on; keep a
+        detached coordinator leading."""
+        if self._spec.coordinator:
+            keep_running(self._spec.coordinator)
         backend = getattr(self._app.state, "backend", None) if self._app else None
         reason = backend.supervisor.reason if backend is not None else None
         if reason is not None:

@@ -38,6 +38,9 @@ class RaySpec:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     address: str | None = None
+    coordinator: str | None = None
+    """The name of a detached coordinator the replicas keep running (a RayService, where no
+    `relaxml serve` command stays to run it: `relaxml._ray.app`); None under the command."""
 
     @classmethod
     def create(cls, target: str, app_dir: str, settings: Settings, **options: object) -> RaySpec:
