@@ -3,12 +3,33 @@ refused before anything starts (no Ray needed)."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
 from relaxml.cli import main
 
 TARGET = "tests.support.models:Echo"
+LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """`relaxml serve` configures the root, relaxml and uvicorn loggers: put them back after."""
+    saved = [
+        (log, log.handlers[:], log.level, log.propagate, log.disabled)
+        for log in map(logging.getLogger, LOGGERS)
+    ]
+    yield
+    for log, handlers, level, propagate, disabled in saved:
+        log.handlers = handlers
+        log.setLevel(level)
+        log.propagate = propagate
+        log.disabled = disabled
 
 
 @pytest.mark.parametrize(
@@ -57,3 +78,13 @@ def test_ray_address_in_the_environment_does_not_trouble_engine_local() -> None:
     result = CliRunner().invoke(main, ["serve", "no_such_module_here"], env=env)
     assert result.exit_code == 2
     assert 'Could not import module "no_such_module_here"' in result.output
+
+
+def test_engine_ray_without_ray_installed_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    argv = ["serve", TARGET, "--engine", "ray", "--data-dir", str(tmp_path / "data")]
+    result = CliRunner().invoke(main, argv, env={"RAY_ADDRESS": ""})
+    assert result.exit_code == 2, result.output
+    assert "--engine ray needs Ray: pip install 'relaxml[ray]'" in result.output
