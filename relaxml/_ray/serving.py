@@ -40,6 +40,12 @@ def serve_on_ray(spec: RaySpec, stop: threading.Event | None = None) -> None:
     with ray_runtime(spec.address, num_cpus=spec.local_cpus() if local else None) as ray:
         from ray import serve
 
+        if not spec.settings.label_studio_api_key:
+            logger.warning(
+                "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are not set: the coordinator never "
+                "sees /setup's token, so background delivery and training cannot reach "
+                "Label Studio's API"
+            )
         coordinator = coordinator_actor(ray, spec)
         run = coordinator.run.remote()
         try:
