@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
+from click.core import ParameterSource
 
 from .__about__ import __version__
 from ._datadir.layout import DataDirError, model_identity, prepare
@@ -20,6 +22,7 @@ from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
 from ._server.collector import relax_collector
 from ._server.loader import LoadError, load_model_class
+from ._supervise import FATAL_EXIT_CODE
 from ._training.versions import VersionStore
 from .logs import configure_logging
 from .model import check_attributes
@@ -29,6 +32,7 @@ STARTUP_FAILED = 3
 """The exit status of a model that fails to start (`__init__` or `warmup` raises), as uvicorn's."""
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+ENGINES = ("local", "ray")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -131,7 +135,53 @@ _data_dir_option = click.option(
     "(e.g. cuda:0,cuda:1). Default: cuda when torch reports a GPU, else cpu.",
 )
 @_data_dir_option
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    envvar="RELAXML_ENGINE",
+    show_envvar=True,
+    help="local: uvicorn on this machine; ray: a Ray Serve deployment (the relaxml[ray] extra).",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    envvar="RELAXML_REPLICAS",
+    show_envvar=True,
+    help="--engine ray: Serve replicas, each with its own copy of the model. Default: 1.",
+)
+@click.option(
+    "--autoscale",
+    metavar="MIN:MAX",
+    envvar="RELAXML_AUTOSCALE",
+    show_envvar=True,
+    help="--engine ray: let Serve scale between MIN and MAX replicas with the load.",
+)
+@click.option(
+    "--num-cpus",
+    type=click.FloatRange(min=0),
+    envvar="RELAXML_NUM_CPUS",
+    show_envvar=True,
+    help="--engine ray: CPUs Ray reserves for each replica and the coordinator. Default: 1.",
+)
+@click.option(
+    "--num-gpus",
+    type=click.FloatRange(min=0),
+    envvar="RELAXML_NUM_GPUS",
+    show_envvar=True,
+    help="--engine ray: GPUs for each replica and the coordinator (fractions share one).",
+)
+@click.option(
+    "--ray-address",
+    envvar="RAY_ADDRESS",
+    show_envvar=True,
+    metavar="ADDRESS",
+    help="--engine ray: join this Ray cluster. Default: a local Ray owned by this command.",
+)
+@click.pass_context
 def serve(
+    ctx: click.Context,
     target: str,
     host: str,
     port: int,
@@ -144,6 +194,12 @@ def serve(
     delivery: str | None,
     devices: str | None,
     data_dir: str,
+    engine: str,
+    replicas: int | None,
+    autoscale: str | None,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    ray_address: str | None,
 ) -> None:
     """Serve the model TARGET to Label Studio.
 
@@ -156,9 +212,11 @@ def serve(
       relaxml serve mymodel:Squirrel
       relaxml serve models/squirrel.py:Squirrel --port 9091
       RELAXML_BASIC_AUTH_PASS=s3cret relaxml serve mymodel --basic-auth-user ls
+      relaxml serve mymodel:Squirrel --engine ray --replicas 2 --num-cpus 2
     """
     if reload and workers > 1:
         raise click.UsageError("--reload and --workers cannot be used together.")
+    scale = _engine_options(ctx, engine, workers, replicas, autoscale)
     # Be restarted when background work cannot go on, unless RELAXML_EXIT_ON_FATAL says no.
     exit_on_fatal = None if os.environ.get("RELAXML_EXIT_ON_FATAL") else True
     try:
@@ -181,6 +239,19 @@ def serve(
             raise click.UsageError(str(exc)) from None
         raise click.ClickException(str(exc)) from None
     configure_logging(log_level)
+    if engine == "ray":
+        ray_options = {
+            "log_level": log_level,
+            "host": host,
+            "port": port,
+            "replicas": replicas or 1,
+            "autoscale": scale,
+            "num_cpus": 1.0 if num_cpus is None else num_cpus,
+            "num_gpus": num_gpus or 0.0,
+            "address": ray_address or None,
+        }
+        _serve_on_ray(target, app_dir, settings, ray_options)
+        return
     limit_malloc_arenas()
     relax_collector()  # after the model's module: its own collector settings win
     options = {
@@ -228,6 +299,75 @@ def serve(
     if failure is not None:  # uvicorn stopped every worker but exits 0: say it failed
         click.echo(f"Error: a worker failed to start: {failure}", err=True)
         raise SystemExit(STARTUP_FAILED)
+
+
+RAY_ONLY = ("replicas", "autoscale", "num_cpus", "num_gpus", "ray_address")
+
+
+def _engine_options(
+    ctx: click.Context, engine: str, workers: int, replicas: int | None, autoscale: str | None
+) -> tuple[int, int] | None:
+    """Refuse options that make no sense with `engine`; return `--autoscale`'s bounds."""
+
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        if name == "ray_address":  # RAY_ADDRESS may be set for other commands: only the option
+            return from_command_line(name)
+        return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+    def from_command_line(name: str) -> bool:
+        return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
+
+    if engine != "ray":
+        for name in RAY_ONLY:
+            if given(name):
+                raise click.UsageError(f"{flag(name)} needs --engine ray.")
+        return None
+    refused = {
+        "--workers": (workers != 1 or from_command_line("workers"), "use --replicas"),
+        "--reload": (bool(ctx.params.get("reload")), "restart the command instead"),
+        "--devices": (given("devices"), "Ray gives each replica its GPUs: use --num-gpus"),
+    }
+    for option, (wrong, hint) in refused.items():
+        if wrong:
+            raise click.UsageError(f"{option} cannot be used with --engine ray ({hint}).")
+    if replicas is not None and autoscale is not None:
+        raise click.UsageError("--replicas and --autoscale cannot be used together.")
+    if autoscale is None:
+        return None
+    low, sep, high = autoscale.partition(":")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = (-1, -1)
+    if not sep or bounds[0] < 0 or bounds[1] < max(1, bounds[0]):
+        raise click.UsageError(
+            f"--autoscale must be MIN:MAX with 0 <= MIN <= MAX and MAX >= 1, not {autoscale!r}."
+        )
+    return bounds
+
+
+def _serve_on_ray(target: str, app_dir: str, settings: Settings, options: dict[str, Any]) -> None:
+    """`relaxml serve --engine ray`: relaxml._ray, imported only now (Ray is an extra)."""
+    from ._ray.runtime import RayUnavailable
+
+    try:
+        from ._ray.serving import CoordinatorFailed, StartupFailed, serve_on_ray
+        from ._ray.spec import RaySpec
+
+        spec = RaySpec.create(target, app_dir, settings, **options)
+        serve_on_ray(spec)
+    except RayUnavailable as exc:
+        raise click.UsageError(str(exc)) from None
+    except StartupFailed as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(STARTUP_FAILED) from None
+    except CoordinatorFailed as exc:
+        click.echo(f"Error: the coordinator failed: {exc}", err=True)
+        raise SystemExit(FATAL_EXIT_CODE) from None
 
 
 @main.group()

@@ -4,6 +4,9 @@ With `relaxml serve --workers N`, every worker answers requests, but only the ho
 exclusive lock on a file in the data directory predicts queued tasks and delivers them (and,
 later, trains). The operating system drops the lock when its holder dies, even by SIGKILL, so
 another worker takes over within seconds.
+
+`Follower` is a worker that never leads: under `relaxml serve --engine ray`, the Serve replicas
+answer requests and queue work in the data directory, and one coordinator leads.
 """
 
 from __future__ import annotations
@@ -46,3 +49,15 @@ class LeaderLock:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class Follower(LeaderLock):
+    """A lock never taken: the process serves requests and queues work, another one leads."""
+
+    def try_acquire(self) -> bool:
+        """Never leads."""
+        return False
+
+    async def acquire(self, poll: float = 2.0) -> None:
+        """Wait forever: the loops that wait for leadership never start here."""
+        await anyio.sleep_forever()

@@ -49,9 +49,19 @@ def create_app(model: ModelSource, settings: Settings | None = None, **overrides
     return build_app(model, settings, workers=1)
 
 
-def build_app(model: ModelSource, settings: Settings, *, workers: int) -> Starlette:
+def build_app(
+    model: ModelSource,
+    settings: Settings,
+    *,
+    workers: int,
+    lead: bool = True,
+    worker: str | None = None,
+) -> Starlette:
     """The app of one of `workers` worker processes (`workers` > 1: each claims a slot in
-    the data directory, which picks its device, and `/ready` waits for them all)."""
+    the data directory, which picks its device, and `/ready` waits for them all).
+
+    `lead=False` makes a worker that never runs the background loops (a Ray Serve replica;
+    the coordinator leads); `worker` is the id `/health` gives (default: the process id)."""
     _check_model_source(model)
 
     metrics = Metrics()
@@ -74,7 +84,13 @@ def build_app(model: ModelSource, settings: Settings, *, workers: int) -> Starle
             raise
         async with anyio.create_task_group() as task_group:
             backend = app.state.backend = Backend(
-                instance, settings, task_group, metrics, data_dir=data_dir
+                instance,
+                settings,
+                task_group,
+                metrics,
+                data_dir=data_dir,
+                lead=lead,
+                worker=worker,
             )
             try:
                 await backend.start()  # warms the model up

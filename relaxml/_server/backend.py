@@ -19,7 +19,7 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from .._datadir.layout import DataDir, DataDirError, describe_start, model_identity, prepare
-from .._datadir.leader import LeaderLock
+from .._datadir.leader import Follower, LeaderLock
 from .._datadir.sqlite import FILENAME
 from .._delivery.background import BackgroundPredictions
 from .._delivery.outbox import Outbox
@@ -73,8 +73,12 @@ class Backend:
         metrics: Metrics | None = None,
         *,
         data_dir: DataDir | None = None,
+        lead: bool = True,
+        worker: str | None = None,
     ) -> None:
-        """`data_dir`: the checked data directory (`prepare`); checked here if None."""
+        """`data_dir`: the checked data directory (`prepare`); checked here if None. `lead`:
+        whether this process may run the background loops (a Ray replica never does);
+        `worker`: the id `/health` gives (default: the process id)."""
         self.settings = settings
         self.name = type(model).__name__
         self.delivery = settings.delivery or model.delivery
@@ -108,7 +112,9 @@ class Backend:
             local_files_root=Path(root) if root else None,
             deadline=settings.media_deadline,
         )
-        self.leader = LeaderLock(self.data_dir.path / "leader.lock")
+        lock = self.data_dir.path / "leader.lock"
+        self.leader = LeaderLock(lock) if lead else Follower(lock)
+        self.worker = worker
         self.memo = Memo(model.memo_entries, model.memo_bytes)
         self.background = BackgroundPredictions(
             settings=settings,
@@ -263,7 +269,7 @@ class Backend:
             "v2": True,
             "model_class": self.name,
             "model_version": self.model_version,
-            "worker": os.getpid(),
+            "worker": os.getpid() if self.worker is None else self.worker,
             "device": str(self.model.device),  # a torch.device the model assigned, too
         }
 
