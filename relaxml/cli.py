@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from click.core import ParameterSource
 
 from .__about__ import __version__
 from ._datadir.layout import DataDirError, model_identity, prepare
-from ._datadir.sqlite import FILENAME
 from ._datadir.workers import forget_failure, startup_failure, workers_dir
 from ._doctor import command as doctor_command
 from ._offline import commands as offline_commands
@@ -23,7 +21,7 @@ from ._server.arenas import limit_malloc_arenas
 from ._server.collector import relax_collector
 from ._server.loader import LoadError, load_model_class
 from ._supervise import FATAL_EXIT_CODE
-from ._training.versions import VersionStore
+from ._training import commands as versions_commands
 from .logs import configure_logging
 from .model import check_attributes
 from .settings import Settings
@@ -41,15 +39,7 @@ def main() -> None:
     """relaxml: put any model behind Label Studio."""
 
 
-_data_dir_option = click.option(
-    "--data-dir",
-    envvar="RELAXML_DATA_DIR",
-    show_envvar=True,
-    default="relaxml-data",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Directory of relaxml's database (outbox, training queue, versions) and artifacts.",
-)
+_data_dir_option = versions_commands.data_dir_option
 
 
 @main.command()
@@ -370,69 +360,7 @@ def _serve_on_ray(target: str, app_dir: str, settings: Settings, options: dict[s
         raise SystemExit(FATAL_EXIT_CODE) from None
 
 
-@main.group()
-def versions() -> None:
-    """List the model versions of a data directory, or choose the one to serve."""
-
-
-def _store(data_dir: str) -> VersionStore:
-    database = Path(data_dir) / FILENAME
-    if not database.is_file():
-        raise click.UsageError(f"{data_dir} holds no relaxml database ({FILENAME}).")
-    return VersionStore(database)
-
-
-_project_option = click.option(
-    "--project",
-    type=click.IntRange(min=0),
-    default=None,
-    help="The Label Studio project id, for a model with per_project = True.",
-)
-
-
-def _scoped(store: VersionStore, project: int | None) -> VersionStore:
-    return store if project is None else store.for_project(str(project))
-
-
-@versions.command("list")
-@_data_dir_option
-@_project_option
-def versions_list(data_dir: str, project: int | None) -> None:
-    """Print every version, oldest first; the current one is marked with *."""
-    owner = _store(data_dir)
-    store = _scoped(owner, project)
-    try:
-        current = store.current()
-        for record in store.history():
-            mark = "*" if record.version == current else " "
-            saved = "artifacts" if record.path else "no artifacts"
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created_at))
-            click.echo(f"{mark} {record.version}  {when}  {saved}")
-        projects = owner.projects() if project is None else []
-        if projects:
-            click.echo(f"projects with versions of their own (--project): {', '.join(projects)}")
-    finally:
-        owner.close()
-
-
-@versions.command("use")
-@click.argument("version")
-@_data_dir_option
-@_project_option
-def versions_use(version: str, data_dir: str, project: int | None) -> None:
-    """Make VERSION current: running servers swap to it within seconds (a rollback)."""
-    owner = _store(data_dir)
-    store = _scoped(owner, project)
-    try:
-        store.use(version)
-    except KeyError:
-        known = ", ".join(r.version for r in store.history()) or "none"
-        raise click.UsageError(f"Unknown version {version!r} (known: {known}).") from None
-    finally:
-        owner.close()
-    click.echo(f"{version} is now current; running servers will swap to it.")
-
-
+main.add_command(versions_commands.versions)
 main.add_command(offline_commands.predict)
 main.add_command(offline_commands.check)
 main.add_command(offline_commands.annotate)
