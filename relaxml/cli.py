@@ -15,6 +15,7 @@ from ._datadir.sqlite import FILENAME
 from ._datadir.workers import forget_failure, startup_failure, workers_dir
 from ._doctor import command as doctor_command
 from ._offline import commands as offline_commands
+from ._offline.engines import ENGINES, OtherEngine
 from ._scaffold import commands as scaffold_commands
 from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
@@ -293,6 +294,16 @@ def versions_use(version: str, data_dir: str, project: int | None) -> None:
     click.echo(f"{version} is now current; running servers will swap to it.")
 
 
+def _ray_offline() -> OtherEngine:
+    """`--engine ray` of `predict` and `annotate`: Ray imported only now (or a clear error)."""
+    from ._ray.offline import RayOffline
+    from ._ray.runtime import import_ray
+
+    import_ray()
+    return RayOffline()
+
+
+ENGINES["ray"] = _ray_offline
 main.add_command(offline_commands.predict)
 main.add_command(offline_commands.check)
 main.add_command(offline_commands.annotate)

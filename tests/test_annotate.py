@@ -158,9 +158,10 @@ def test_bad_invocations_are_clear(fake, models):
     assert result.exit_code == 1
     assert "Label Studio" in result.output
     assert "Traceback" not in result.output
-    result = annotate(fake, target, "--project", "1", "--engine", "ray")
+    result = annotate(fake, target, "--project", "1", "--engine", "spark")
     assert result.exit_code == 2
     assert "'local'" in result.output
+    assert "'ray'" in result.output
     result = CliRunner().invoke(main, ["annotate", target, "--project", "1"], env={
         "LABEL_STUDIO_URL": "", "LABEL_STUDIO_API_KEY": ""})  # fmt: skip
     assert result.exit_code == 2
