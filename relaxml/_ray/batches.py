@@ -69,3 +69,16 @@ class ChunkPredictor:
         run = getattr(self, "run", None)
         if run is not None:
             run.close()
+
+
+def predictor_for(spec: ModelSpec) -> type[ChunkPredictor]:
+    """A `ChunkPredictor` class bound to `spec`, built with no argument: the spec travels with
+    the class, not as constructor arguments in Ray's object store (an actor restarted after
+    they were freed could not be built again)."""
+
+    class Bound(ChunkPredictor):
+        def __init__(self) -> None:
+            super().__init__(spec)
+
+    Bound.__name__ = Bound.__qualname__ = "ChunkPredictor"
+    return Bound

@@ -11,7 +11,10 @@ engine's byte for byte; `annotate` hands them, in blocks, to the one writer in t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +23,7 @@ from .._offline.annotate import Engine
 from .._offline.engines import EngineOptions, ModelSpec
 from .._offline.runner import DEFAULT_CHUNK, Outcome
 from .._server.loader import load_model_class
-from .batches import ChunkPredictor, decode_outcome, encode_chunk
+from .batches import decode_outcome, encode_chunk, predictor_for
 from .runtime import ray_runtime
 
 CHUNKS_PER_BLOCK = 4
@@ -50,9 +53,19 @@ class RayOffline:
 
 
 def _runtime(options: EngineOptions) -> Any:
+    # Ray Data's own lines stay out of the command's output, unless they are warnings
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
+    logging.getLogger("ray.data._internal.progress").addFilter(_NoProgressBarNotice())
     return ray_runtime(
         options.address, num_cpus=options.local_cpus(), num_gpus=options.num_gpus or None
     )
+
+
+class _NoProgressBarNotice(logging.Filter):
+    """Drops Ray Data's notice that its progress bars are off (the command draws its own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Progress bars disabled")
 
 
 def chunk_size(spec: ModelSpec) -> int:
@@ -70,7 +83,9 @@ def predict_chunks(
         {"chunk": encode_chunk(start, list(tasks[start : start + size]))}
         for start in range(0, len(tasks), size)
     ]
-    context = ray.data.DataContext.get_current()
+    with warnings.catch_warnings():  # Ray Data's first context warns of its own defaults
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.")
+        context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     blocks = max(1, min(len(rows), math.ceil(len(rows) / CHUNKS_PER_BLOCK)))
@@ -79,8 +94,7 @@ def predict_chunks(
     if options.num_gpus:
         remote["num_gpus"] = options.num_gpus
     done = dataset.map_batches(
-        ChunkPredictor,
-        fn_constructor_args=(spec,),
+        predictor_for(spec),
         batch_size=1,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=options.replicas),
