@@ -24,10 +24,12 @@ from .._offline.engines import EngineOptions, ModelSpec
 from .._offline.runner import DEFAULT_CHUNK, Outcome
 from .._server.loader import load_model_class
 from .batches import decode_outcome, encode_chunk, predictor_for
-from .runtime import ray_runtime
+from .reaper import start_reaper, stop_reaper
+from .runtime import import_ray, ray_runtime
 
 CHUNKS_PER_BLOCK = 4
-"""Chunks per block of the dataset: few enough that every replica always has work queued."""
+"""Chunks per block of the dataset (at least two blocks per copy of the model, when there are
+as many chunks): few enough that every copy always has work queued."""
 
 
 class RayOffline:
@@ -52,13 +54,24 @@ class RayOffline:
             yield ray_engine(ray, spec, chunk_size(spec), options)
 
 
-def _runtime(options: EngineOptions) -> Any:
+@contextmanager
+def _runtime(options: EngineOptions) -> Iterator[Any]:
+    """Ray for the command: a local one of its own (watched by a reaper, so it ends with the
+    command even if the command is killed), the cluster at the address, or the one running."""
     # Ray Data's own lines stay out of the command's output, unless they are warnings
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
     logging.getLogger("ray.data._internal.progress").addFilter(_NoProgressBarNotice())
-    return ray_runtime(
-        options.address, num_cpus=options.local_cpus(), num_gpus=options.num_gpus or None
-    )
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    own = not address and not import_ray().is_initialized()
+    watcher = start_reaper() if own else None
+    try:
+        with ray_runtime(
+            address, num_cpus=options.local_cpus(), num_gpus=options.num_gpus or None
+        ) as ray:
+            yield ray
+    finally:
+        if watcher is not None:
+            stop_reaper(watcher)
 
 
 class _NoProgressBarNotice(logging.Filter):
@@ -88,7 +101,8 @@ def predict_chunks(
         context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    blocks = max(1, min(len(rows), math.ceil(len(rows) / CHUNKS_PER_BLOCK)))
+    wide = max(options.replicas * 2, math.ceil(len(rows) / CHUNKS_PER_BLOCK))
+    blocks = min(len(rows), wide)  # every copy fed, no copy started for nothing to do
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
     remote: dict[str, Any] = {"num_cpus": options.num_cpus}
     if options.num_gpus:
@@ -97,7 +111,7 @@ def predict_chunks(
         predictor_for(spec),
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=options.replicas),
+        compute=ray.data.ActorPoolStrategy(size=min(options.replicas, blocks)),
         **remote,
     )
     for row in done.iter_rows():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,10 +97,16 @@ def child_env(ray_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def ray_processes(ray_dir: Path) -> list[str]:
-    """The command lines of the processes whose command line names `ray_dir`."""
-    listing = subprocess.run(
-        ["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True
-    ).stdout
-    return [
-        line for line in listing.splitlines()[1:] if str(ray_dir) in line and "ps -eo" not in line
-    ]
+    """The processes of the Ray whose files are under `ray_dir` (and of its reaper), by their
+    environment (`RAY_TMPDIR`): Ray's workers and agents rename themselves (`ray::IDLE`)."""
+    wanted = f"RAY_TMPDIR={ray_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(f"{entry.name} {(entry / 'cmdline').read_bytes()[:200]!r}")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found

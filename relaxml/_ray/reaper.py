@@ -1,0 +1,102 @@
+"""`start_reaper`: a command's own local Ray ends with the command, even when it is killed.
+
+`ray.shutdown()` ends a local Ray when the command exits, and Ray makes the processes it starts
+itself die with their parent. But a command killed outright (SIGKILL, the out-of-memory killer)
+runs no code, and the agents the raylet starts in turn then linger for a minute or more. So,
+before a local Ray starts, the command marks its environment (every Ray process inherits the
+mark) and starts a small watcher in a session of its own; once the command is gone, however it
+went, the watcher ends every process that still carries the mark, then exits. Linux only
+(`/proc`); elsewhere Ray's own fate sharing is all there is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+MARK = "RELAXML_RAY_OWNER"
+"""The environment variable that marks the processes of one command's local Ray."""
+
+DONE = b"done"
+LINGER = 10.0
+"""Seconds the watcher keeps ending marked processes after the command is gone (stragglers)."""
+
+
+def start_reaper() -> subprocess.Popen[bytes] | None:
+    """Mark this process's environment and start the watcher; None where there is no `/proc`."""
+    if not Path("/proc/self/environ").exists():
+        return None
+    token = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k != MARK}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "relaxml._ray.reaper", token],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # a Ctrl-C of the command's terminal does not reach it
+    )
+    os.environ[MARK] = token
+    return watcher
+
+
+def stop_reaper(watcher: subprocess.Popen[bytes]) -> None:
+    """The command ends well (its Ray shut down): the watcher checks once and exits."""
+    os.environ.pop(MARK, None)
+    assert watcher.stdin is not None
+    with contextlib.suppress(OSError):
+        watcher.stdin.write(DONE)
+        watcher.stdin.close()
+    try:
+        watcher.wait(timeout=LINGER + 5)
+    except subprocess.TimeoutExpired:
+        watcher.kill()
+        watcher.wait()
+
+
+def marked(token: str) -> list[int]:
+    """The processes whose environment carries `MARK=token`, this one left out."""
+    wanted = f"{MARK}={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def reap(token: str, linger: float = LINGER) -> int:
+    """End every process marked with `token`, for `linger` seconds; how many were ended."""
+    ended: set[int] = set()
+    deadline = time.monotonic() + linger
+    while True:
+        for pid in marked(token):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                ended.add(pid)
+        if time.monotonic() > deadline:
+            return len(ended)
+        time.sleep(0.5)
+
+
+def main() -> None:
+    """The watcher: wait until the command's end closes stdin, then reap its mark (once, when
+    the command said it ended well; for `LINGER` seconds when it was killed)."""
+    token = sys.argv[1]
+    said = b""
+    with contextlib.suppress(OSError):
+        while chunk := sys.stdin.buffer.read(4096):
+            said += chunk
+    reap(token, linger=0.0 if said == DONE else LINGER)
+
+
+if __name__ == "__main__":
+    main()
