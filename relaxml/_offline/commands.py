@@ -4,10 +4,9 @@ against a label config, with no Label Studio; `relaxml annotate`: a model over a
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from contextlib import AbstractContextManager, closing, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -19,73 +18,11 @@ from ..model import check_attributes
 from ..settings import Settings
 from .annotate import IMPORT_SIZE, AnnotateError, Annotator, Engine, local_engine
 from .current import CurrentVersionError, stored_version
-from .engines import ENGINES, EngineOptions, ModelSpec, OtherEngine, build_model
+from .engines import ModelSpec, build_model, engine_options, options_from, other_engine
 from .runner import run_model
 from .tasksfile import TasksFileError, read_tasks, write_import
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 _file = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def _engine_options(command: F) -> F:
-    """`--engine` and the options of `--engine ray`."""
-    for option in reversed(
-        [
-            click.option(
-                "--engine",
-                type=click.Choice(["local", "ray"]),
-                default="local",
-                show_default=True,
-                help="Where the model runs: `local`, in this process; `ray`, on Ray Data, one copy "
-                "per actor (needs the relaxml[ray] extra).",
-            ),
-            click.option(
-                "--replicas",
-                type=click.IntRange(min=1),
-                default=1,
-                show_default=True,
-                help="--engine ray: copies of the model, one per Ray actor.",
-            ),
-            click.option(
-                "--num-cpus",
-                type=click.FloatRange(min=0, min_open=True),
-                default=1.0,
-                show_default=True,
-                help="--engine ray: CPUs each copy reserves (fractions allowed).",
-            ),
-            click.option(
-                "--num-gpus",
-                type=click.FloatRange(min=0),
-                default=0.0,
-                show_default=True,
-                help="--engine ray: GPUs each copy reserves (fractions allowed).",
-            ),
-            click.option(
-                "--ray-address",
-                envvar="RAY_ADDRESS",
-                default=None,
-                help="--engine ray: an existing Ray cluster (or RAY_ADDRESS); default: a local Ray "
-                "of the command's own, shut down with it.",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
-
-
-def _options(engine: str, replicas: int, num_cpus: float, num_gpus: float,
-             ray_address: str | None) -> EngineOptions:  # fmt: skip
-    return EngineOptions(engine, ray_address or None, replicas, num_cpus, num_gpus)
-
-
-def _other(options: EngineOptions) -> OtherEngine:
-    try:
-        return ENGINES[options.name]()
-    except KeyError:
-        raise click.UsageError(f"--engine {options.name} is not available here") from None
-    except RuntimeError as error:  # Ray not installed: say how to install it
-        raise click.UsageError(str(error)) from None
 
 
 @click.command()
@@ -117,7 +54,7 @@ def _other(options: EngineOptions) -> OtherEngine:
     show_default=True,
     help="Directory put first on sys.path to import TARGET's module.",
 )
-@_engine_options
+@engine_options
 def predict(
     target: str,
     tasks_path: Path,
@@ -137,7 +74,7 @@ def predict(
     LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are set. With --engine ray the tasks are
     predicted on Ray Data by --replicas copies of the model, and the file is the same.
     """
-    options = _options(**engine_options)
+    options = options_from(**engine_options)
     try:
         model_class = load_model_class(target, app_dir)
         check_attributes(model_class)
@@ -150,7 +87,7 @@ def predict(
     except (TasksFileError, UnicodeDecodeError) as error:
         raise click.BadParameter(str(error), param_hint="--tasks") from None
     spec = ModelSpec(target, app_dir, settings, label_config=config)
-    other = None if options.name == "local" else _other(options)
+    other = None if options.name == "local" else other_engine(options)
     with click.progressbar(length=len(tasks), label="Predicting", file=sys.stderr) as bar:
         if other is None:
             model = build_model(spec)
@@ -216,7 +153,7 @@ def check(predictions_path: Path, config_path: Path) -> None:
 @click.command()
 @click.argument("target")
 @click.option("--project", "project_id", type=int, required=True, help="The Label Studio project.")
-@_engine_options
+@engine_options
 @click.option(
     "--import-size",
     type=click.IntRange(min=1),
@@ -254,7 +191,7 @@ def annotate(
     version that data directory serves. With --engine ray the tasks are predicted on Ray Data
     by --replicas copies of the model; they are stored from here all the same.
     """
-    options = _options(**engine_options)
+    options = options_from(**engine_options)
     try:
         model_class = load_model_class(target, app_dir)
         check_attributes(model_class)
@@ -270,7 +207,7 @@ def annotate(
     client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key)
     with closing(client):
         if options.name != "local":
-            engine = _other(options).annotate(spec, options)
+            engine = other_engine(options).annotate(spec, options)
         else:
             try:
                 model = build_model(spec)

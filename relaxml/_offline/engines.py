@@ -16,7 +16,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import click
 
 from .._devices import device_for
 from .._server.loader import load_model_class
@@ -25,6 +27,8 @@ from ..settings import Settings
 from .annotate import Engine
 from .current import load_current
 from .runner import Outcome
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -88,3 +92,68 @@ class OtherEngine(Protocol):
 
 ENGINES: dict[str, Callable[[], OtherEngine]] = {}
 """The engines beyond `local`, by name: a function that imports and returns one."""
+
+
+def engine_options(command: F) -> F:
+    """The options `--engine`, `--replicas`, `--num-cpus`, `--num-gpus` and `--ray-address`
+    of a command (given to it as keyword arguments, for `options_from`)."""
+    for option in reversed(
+        [
+            click.option(
+                "--engine",
+                type=click.Choice(["local", "ray"]),
+                default="local",
+                show_default=True,
+                help="Where the model runs: `local`, in this process; `ray`, on Ray Data, one copy "
+                "per actor (needs the relaxml[ray] extra).",
+            ),
+            click.option(
+                "--replicas",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="--engine ray: copies of the model, one per Ray actor.",
+            ),
+            click.option(
+                "--num-cpus",
+                type=click.FloatRange(min=0, min_open=True),
+                default=1.0,
+                show_default=True,
+                help="--engine ray: CPUs each copy reserves (fractions allowed).",
+            ),
+            click.option(
+                "--num-gpus",
+                type=click.FloatRange(min=0),
+                default=0.0,
+                show_default=True,
+                help="--engine ray: GPUs each copy reserves (fractions allowed).",
+            ),
+            click.option(
+                "--ray-address",
+                envvar="RAY_ADDRESS",
+                default=None,
+                help="--engine ray: an existing Ray cluster (or RAY_ADDRESS); default: a local Ray "
+                "of the command's own, shut down with it.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def options_from(
+    engine: str, replicas: int, num_cpus: float, num_gpus: float, ray_address: str | None
+) -> EngineOptions:
+    """The `EngineOptions` of the values `engine_options` gave a command."""
+    return EngineOptions(engine, ray_address or None, replicas, num_cpus, num_gpus)
+
+
+def other_engine(options: EngineOptions) -> OtherEngine:
+    """The engine `options` name (not `local`), imported now; a usage error when it cannot
+    be (Ray not installed: the message says how to install it)."""
+    try:
+        return ENGINES[options.name]()
+    except KeyError:
+        raise click.UsageError(f"--engine {options.name} is not available here") from None
+    except RuntimeError as error:  # Ray not installed: say how to install it
+        raise click.UsageError(str(error)) from None

@@ -11,12 +11,13 @@ engine's byte for byte; `annotate` hands them, in blocks, to the one writer in t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from .._offline.annotate import Engine
@@ -44,13 +45,21 @@ class RayOffline:
         progress: Callable[[int], None],
     ) -> Outcome:
         """Every task's outcome, in order, as `run_model` would give it."""
+        if not tasks:
+            return Outcome()
         with _runtime(options) as ray:
             return predict_on_ray(ray, spec, tasks, chunk_size(spec), options, progress)
 
     @contextmanager
     def annotate(self, spec: ModelSpec, options: EngineOptions) -> Iterator[Engine]:
-        """The `Engine` of an annotate run, while Ray is up."""
-        with _runtime(options) as ray:
+        """The `Engine` of an annotate run; Ray starts when it first has tasks to predict (a
+        run with none starts no Ray) and stops when the context ends."""
+        with ExitStack() as stack:
+
+            @functools.cache
+            def ray() -> Any:
+                return stack.enter_context(_runtime(options))
+
             yield ray_engine(ray, spec, chunk_size(spec), options)
 
 
@@ -65,9 +74,7 @@ def _runtime(options: EngineOptions) -> Iterator[Any]:
     own = not address and not import_ray().is_initialized()
     watcher = start_reaper() if own else None
     try:
-        with ray_runtime(
-            address, num_cpus=options.local_cpus(), num_gpus=options.num_gpus or None
-        ) as ray:
+        with ray_runtime(address, num_cpus=options.local_cpus()) as ray:  # GPUs: Ray finds them
             yield ray
     finally:
         if watcher is not None:
@@ -137,9 +144,12 @@ def predict_on_ray(
     return result
 
 
-def ray_engine(ray: Any, spec: ModelSpec, size: int, options: EngineOptions) -> Engine:
+def ray_engine(
+    ray: Callable[[], Any], spec: ModelSpec, size: int, options: EngineOptions
+) -> Engine:
     """The engine of `annotate --engine ray`: the pending tasks are listed first (page by
-    page, by the driver), then predicted on Ray; blocks go back to the writer as they fill."""
+    page, by the driver), then predicted on Ray (`ray()`, started then); blocks go back to the
+    writer as they fill."""
 
     def predict(
         tasks: Iterator[dict[str, Any]],
@@ -148,10 +158,12 @@ def ray_engine(ray: Any, spec: ModelSpec, size: int, options: EngineOptions) -> 
         progress: Callable[[int], None],
     ) -> Iterator[tuple[list[dict[str, Any]], Outcome]]:
         pending = list(tasks)
+        if not pending:
+            return
         configured = dataclasses.replace(spec, label_config=label_config)
         part: list[dict[str, Any]] = []
         outcome = Outcome()
-        for start, done in predict_chunks(ray, configured, pending, size, options):
+        for start, done in predict_chunks(ray(), configured, pending, size, options):
             part += pending[start : start + len(done.entries)]
             outcome.extend(done)
             progress(len(done.entries))
