@@ -6,7 +6,7 @@
 Each run is the whole command, timed from start to exit, in a process of its own, over the same
 tasks file: `--engine local`; `--engine ray --replicas 1`; `--engine ray --replicas 2`; and,
 to show the fixed cost, `--engine ray` over one task (Ray's start-up, the actors' and the
-shutdown). Two models: `Busy` does about 4 ms of pure-Python work per task (it holds the GIL:
+shutdown). Two models: `Busy` does about 2 ms of pure-Python work per task (it holds the GIL:
 one process uses one core), `Trivial` answers at once. The files the engines write must be the
 same bytes (checked). The ratio is the local time divided by the run's time: above 1, the run
 is faster than local. Results go to bench/results/ray-offline.json and .md.
@@ -46,7 +46,7 @@ def choice(value):
                                "value": {"choices": [value]}}])
 
 class Busy(LabelStudioModel):
-    """About 4 ms of pure-Python work per task."""
+    """About 2 ms of pure-Python work per task (on the machine measured)."""
     model_version = "busy-1"
     def predict(self, tasks, context):
         out = []

@@ -24,7 +24,7 @@ MARK = "RELAXML_RAY_OWNER"
 """The environment variable that marks the processes of one command's local Ray."""
 
 DONE = b"done"
-LINGER = 10.0
+LINGER = 5.0
 """Seconds the watcher keeps ending marked processes after the command is gone (stragglers)."""
 
 
