@@ -101,3 +101,32 @@ def test_predict_on_ray_as_a_command_leaves_no_ray_process(tmp_path, ray_dir):
     )
     assert local.returncode == 0
     assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+
+
+def test_with_an_address_the_command_uses_that_cluster_and_leaves_it_running(
+    ray_session, tmp_path, ray_dir
+):
+    models = write_models(tmp_path)
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(json.dumps([{"data": {"text": f"t{n}."}} for n in range(40)]))
+    address = ray_session.get_runtime_context().gcs_address
+    args = ("predict", f"{models}:Sized", "--tasks", tasks, "--out", tmp_path / "o.json")
+    ray = ("--engine", "ray", "--num-cpus", "0.5", "--ray-address", address)
+    done = subprocess.run(
+        command(*args, *ray),
+        env=child_env(ray_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "40 predictions for 40 tasks" in done.stderr
+    assert not any(ray_dir.rglob("raylet*"))  # no Ray of its own was started
+    assert ray_processes(ray_dir) == []  # and no reaper is left behind
+
+    @ray_session.remote(num_cpus=0.5)
+    def alive() -> str:
+        return "yes"
+
+    assert ray_session.get(alive.remote(), timeout=60) == "yes"  # the cluster runs on
