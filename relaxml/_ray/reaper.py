@@ -24,8 +24,12 @@ MARK = "RELAXML_RAY_OWNER"
 """The environment variable that marks the processes of one command's local Ray."""
 
 DONE = b"done"
-LINGER = 5.0
-"""Seconds the watcher keeps ending marked processes after the command is gone (stragglers)."""
+LINGER = 3.0
+"""Seconds without a marked process the watcher waits for, after the command is gone, before it
+exits (a process being started as the command died shows up late)."""
+
+PATIENCE = 60.0
+"""The longest the watcher keeps ending marked processes."""
 
 
 def start_reaper() -> subprocess.Popen[bytes] | None:
@@ -54,7 +58,7 @@ def stop_reaper(watcher: subprocess.Popen[bytes]) -> None:
         watcher.stdin.write(DONE)
         watcher.stdin.close()
     try:
-        watcher.wait(timeout=LINGER + 5)
+        watcher.wait(timeout=PATIENCE + 5)
     except subprocess.TimeoutExpired:
         watcher.kill()
         watcher.wait()
@@ -73,18 +77,23 @@ def marked(token: str) -> list[int]:
     return found
 
 
-def reap(token: str, linger: float = LINGER) -> int:
-    """End every process marked with `token`, for `linger` seconds; how many were ended."""
+def reap(token: str, linger: float = LINGER, patience: float = PATIENCE) -> int:
+    """End every process marked with `token` until none has been seen for `linger` seconds
+    (processes still starting), at most `patience` seconds in all; how many were ended."""
     ended: set[int] = set()
-    deadline = time.monotonic() + linger
+    start = quiet = time.monotonic()
     while True:
-        for pid in marked(token):
+        found = marked(token)
+        for pid in found:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
                 ended.add(pid)
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if found:
+            quiet = now
+        if now - quiet >= linger or now - start >= patience:
             return len(ended)
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def main() -> None:

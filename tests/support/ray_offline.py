@@ -106,7 +106,10 @@ def ray_processes(ray_dir: Path) -> list[str]:
             continue
         try:
             if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(f"{entry.name} {(entry / 'cmdline').read_bytes()[:200]!r}")
+                environ = (entry / "environ").read_bytes()
+                marked = b"RELAXML_RAY_OWNER=" in environ
+                title = (entry / "cmdline").read_bytes()[:80].rstrip(b"\0")
+                found.append(f"{entry.name} {title!r} (marked: {marked})")
         except OSError:  # gone meanwhile, or not ours to read
             continue
     return found
