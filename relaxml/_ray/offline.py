@@ -69,7 +69,7 @@ def _runtime(options: EngineOptions) -> Iterator[Any]:
     command even if the command is killed), the cluster at the address, or the one running."""
     # Ray Data's own lines stay out of the command's output, unless they are warnings
     os.environ.setdefault("RAY_DATA_LOG_LEVEL", "WARNING")
-    logging.getLogger("ray.data._internal.progress").addFilter(_NoProgressBarNotice())
+    logging.getLogger("ray.data._internal.progress").addFilter(_NO_PROGRESS_BAR_NOTICE)
     address = options.address or os.environ.get("RAY_ADDRESS")
     own = not address and not import_ray().is_initialized()
     watcher = start_reaper() if own else None
@@ -86,6 +86,9 @@ class _NoProgressBarNotice(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Progress bars disabled")
+
+
+_NO_PROGRESS_BAR_NOTICE = _NoProgressBarNotice()
 
 
 def chunk_size(spec: ModelSpec) -> int:

@@ -39,7 +39,7 @@ def start_reaper() -> subprocess.Popen[bytes] | None:
     token = uuid.uuid4().hex
     env = {k: v for k, v in os.environ.items() if k != MARK}
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "relaxml._ray.reaper", token],
+        [sys.executable, "-m", "relaxml._ray.reaper", token, str(os.getpid())],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -64,12 +64,12 @@ def stop_reaper(watcher: subprocess.Popen[bytes]) -> None:
         watcher.wait()
 
 
-def marked(token: str) -> list[int]:
-    """The processes whose environment carries `MARK=token`, this one left out."""
+def marked(token: str, spare: int = 0) -> list[int]:
+    """The processes whose environment carries `MARK=token`, this one and `spare` left out."""
     wanted = f"{MARK}={token}".encode()
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), spare):
             continue
         with contextlib.suppress(OSError):
             if wanted in (entry / "environ").read_bytes().split(b"\0"):
@@ -77,13 +77,14 @@ def marked(token: str) -> list[int]:
     return found
 
 
-def reap(token: str, linger: float = LINGER, patience: float = PATIENCE) -> int:
+def reap(token: str, linger: float = LINGER, patience: float = PATIENCE, spare: int = 0) -> int:
     """End every process marked with `token` until none has been seen for `linger` seconds
-    (processes still starting), at most `patience` seconds in all; how many were ended."""
+    (processes still starting), at most `patience` seconds in all, never `spare` (the
+    command, alive when it ends well); how many were ended."""
     ended: set[int] = set()
     start = quiet = time.monotonic()
     while True:
-        found = marked(token)
+        found = marked(token, spare)
         for pid in found:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
@@ -99,12 +100,12 @@ def reap(token: str, linger: float = LINGER, patience: float = PATIENCE) -> int:
 def main() -> None:
     """The watcher: wait until the command's end closes stdin, then reap its mark (once, when
     the command said it ended well; for `LINGER` seconds when it was killed)."""
-    token = sys.argv[1]
+    token, command = sys.argv[1], int(sys.argv[2])
     said = b""
     with contextlib.suppress(OSError):
         while chunk := sys.stdin.buffer.read(4096):
             said += chunk
-    reap(token, linger=0.0 if said == DONE else LINGER)
+    reap(token, linger=0.0 if said == DONE else LINGER, spare=command)
 
 
 if __name__ == "__main__":
