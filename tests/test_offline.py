@@ -229,3 +229,13 @@ def test_a_task_whose_predict_raises_alone_is_listed_and_the_rest_predicted(mode
     scores = [[p["score"] for p in t["predictions"]] for t in written]
     # 1-8 raises: 1-4 pass; 5-8 raises: 5-6 raises (5 alone passes, 6 alone fails), 7-8 pass
     assert scores == [[0.4]] * 4 + [[0.1], [], [0.2], [0.2], [0.1]]
+
+
+def test_engine_ray_without_ray_installed_says_how_to_install_it(tmp_path):
+    hide_ray = "import sys; sys.modules['ray'] = None; from relaxml.cli import main; main()"
+    command = [sys.executable, "-c", hide_ray, "predict", TARGET, "--out", str(tmp_path / "o"),
+               "--tasks", str(SENTIMENT / "tasks.json"), "--engine", "ray"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "--engine ray needs Ray: pip install 'relaxml[ray]'" in done.stderr
+    assert not (tmp_path / "o").exists()
