@@ -15,6 +15,7 @@ from ._datadir.layout import DataDirError, model_identity, prepare
 from ._datadir.workers import forget_failure, startup_failure, workers_dir
 from ._doctor import command as doctor_command
 from ._offline import commands as offline_commands
+from ._offline.engines import ENGINES, OtherEngine
 from ._scaffold import commands as scaffold_commands
 from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
@@ -359,6 +360,17 @@ def _serve_on_ray(target: str, app_dir: str, settings: Settings, options: dict[s
         click.echo(f"Error: the coordinator failed: {exc}", err=True)
         raise SystemExit(FATAL_EXIT_CODE) from None
 
+
+def _ray_offline() -> OtherEngine:
+    """`--engine ray` of `predict` and `annotate`: Ray imported only now (or a clear error)."""
+    from ._ray.offline import RayOffline
+    from ._ray.runtime import import_ray
+
+    import_ray()
+    return RayOffline()
+
+
+ENGINES["ray"] = _ray_offline
 
 main.add_command(versions_commands.versions)
 main.add_command(offline_commands.predict)

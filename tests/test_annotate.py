@@ -158,9 +158,10 @@ def test_bad_invocations_are_clear(fake, models):
     assert result.exit_code == 1
     assert "Label Studio" in result.output
     assert "Traceback" not in result.output
-    result = annotate(fake, target, "--project", "1", "--engine", "ray")
+    result = annotate(fake, target, "--project", "1", "--engine", "spark")
     assert result.exit_code == 2
     assert "'local'" in result.output
+    assert "'ray'" in result.output
     result = CliRunner().invoke(main, ["annotate", target, "--project", "1"], env={
         "LABEL_STUDIO_URL": "", "LABEL_STUDIO_API_KEY": ""})  # fmt: skip
     assert result.exit_code == 2
@@ -214,3 +215,36 @@ def test_resumes_after_a_kill_without_duplicates(fake, models):
     assert f"{len(before)} skipped (already predicted)" in done.stderr
     assert "Annotating" in done.stderr
     assert fake.predictions_by_task() == dict.fromkeys(range(101, 141), 1)
+
+
+def test_what_is_stored_is_read_page_by_page_never_all_at_once(fake, models):
+    project_id = project(fake, [f"text {n}" for n in range(250)])
+    for task_id in range(101, 331):  # 230 predictions of the version: more than a page
+        fake.store_prediction({"task": task_id, "result": [], "model_version": "a-1"})
+    result = annotate(fake, f"{models}:Good", "--project", str(project_id))
+    assert result.exit_code == 0, result.output
+    assert "20 predicted, 230 skipped (already predicted), 0 failed" in result.output
+    pages = [
+        (query["page"], query["page_size"], query.get("fields"))
+        for method, path, query in fake.queries
+        if path == "/api/tasks" and query.get("page_size") != "1"
+    ]
+    assert pages == [("1", "100", "all"), ("2", "100", "all"), ("3", "100", "all")]
+    assert not [q for q in fake.queries if q[1] == "/api/predictions/"]  # no unpaged read
+    assert fake.predictions_by_task() == dict.fromkeys(range(101, 351), 1)
+
+
+def test_after_a_lost_answer_only_the_tasks_of_that_import_are_asked_about(fake, models):
+    project_id = project(fake, [f"text {n}" for n in range(6)])
+    for task_id in range(200, 400):  # another project's predictions are never read
+        fake.add_task(fake.add_project(CONFIG), {"text": "x"}, id=task_id)
+        fake.store_prediction({"task": task_id, "result": [], "model_version": "a-1"})
+    fake.fail(f"/api/projects/{project_id}/import/predictions", 502, times=1, lost=True)
+    args = ("--project", str(project_id), "--import-size", "3")
+    result = annotate(fake, f"{models}:Good", *args)
+    assert result.exit_code == 0, result.output
+    asked = [q[2] for q in fake.queries if q[1] == "/api/predictions/"]
+    assert asked == [{"task": str(t), "project": str(project_id)} for t in (101, 102, 103)]
+    assert fake.predictions_by_task() == dict.fromkeys(range(101, 107), 1) | dict.fromkeys(
+        range(200, 400), 1
+    )

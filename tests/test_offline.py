@@ -61,6 +61,18 @@ class Greedy(LabelStudioModel):
             for task in tasks
         ]
 
+class Raises(LabelStudioModel):
+    """Raises on a call holding a task whose text is "bad"; the score says the call's size."""
+    max_batch_size = 8
+    def predict(self, tasks, context):
+        if any(t.data["text"] == "bad" for t in tasks):
+            raise ValueError("cannot read this one")
+        return [
+            Prediction(result=[{"from_name": "sentiment", "to_name": "text", "type": "choices",
+                                "value": {"choices": ["positive"]}}], score=len(tasks) / 10)
+            for task in tasks
+        ]
+
 class Later(LabelStudioModel):
     """An async predict: each prediction names the event loop and the size of its call."""
     async def predict(self, tasks, context):
@@ -202,3 +214,28 @@ def test_predict_runs_as_a_command(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Predicting" in done.stderr
     assert len(json.loads(out.read_text())) == 6
+
+
+def test_a_task_whose_predict_raises_alone_is_listed_and_the_rest_predicted(models, tmp_path):
+    tasks = tmp_path / "tasks.json"
+    texts = ["a", "b", "c", "d", "e", "bad", "g", "h", "i"]
+    tasks.write_text(json.dumps([{"id": i, "data": {"text": t}} for i, t in enumerate(texts, 1)]))
+    out = tmp_path / "o.json"
+    result = run("predict", f"{models}:Raises", "--tasks", tasks, "--config", CONFIG, "--out", out)
+    assert result.exit_code == 1
+    assert "task 6: predict raised ValueError: cannot read this one" in result.output
+    assert "8 predictions for 9 tasks" in result.output
+    written = json.loads(out.read_text())
+    scores = [[p["score"] for p in t["predictions"]] for t in written]
+    # 1-8 raises: 1-4 pass; 5-8 raises: 5-6 raises (5 alone passes, 6 alone fails), 7-8 pass
+    assert scores == [[0.4]] * 4 + [[0.1], [], [0.2], [0.2], [0.1]]
+
+
+def test_engine_ray_without_ray_installed_says_how_to_install_it(tmp_path):
+    hide_ray = "import sys; sys.modules['ray'] = None; from relaxml.cli import main; main()"
+    command = [sys.executable, "-c", hide_ray, "predict", TARGET, "--out", str(tmp_path / "o"),
+               "--tasks", str(SENTIMENT / "tasks.json"), "--engine", "ray"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "--engine ray needs Ray: pip install 'relaxml[ray]'" in done.stderr
+    assert not (tmp_path / "o").exists()

@@ -1,31 +1,34 @@
 """`Annotator`: a model over every task of a Label Studio project that lacks its predictions.
 
 Which tasks are done is decided by Label Studio alone: a task with a stored prediction of the
-model's current version is skipped (from `GET /api/predictions/?project=` at the start, and the
-task's own `predictions` as its page arrives). Tasks come page by page; the others are predicted
-in blocks of `import_size` (by `run_model`, as the server calls the model) and each block is
-imported in one bulk request. A run killed at any point resumes from what Label Studio holds:
-it loses at most the block in flight, never stores a prediction twice. An import whose answer
-is lost (an error, a timeout) is retried only for the tasks that Label Studio, asked again,
-does not hold yet.
+model's current version is skipped. Tasks come page by page (`GET /api/tasks` with
+`fields=all`, so each page holds its tasks' predictions: nothing reads every prediction of the
+project at once, and a project of any size is read in pages of `page_size`). The others go to an
+`Engine` (`local_engine`: this process; `relaxml._ray`: Ray Data), which predicts them as the
+server calls the model (`ModelRun`) and hands them back in blocks of `import_size`; each block
+is imported in one bulk request by the one writer here. A run killed at any point resumes from
+what Label Studio holds: it loses at most the blocks in flight, never stores a prediction twice.
+An import whose answer is lost (an error, a timeout) is retried only for the tasks that Label
+Studio, asked again about each task of the import, does not hold yet.
 
-A block whose `predict` raises is predicted task by task; a task that raises alone, runs out of
-memory alone, has a prediction that does not fit the label config, or that Label Studio refuses,
-or whose predictions all name another `model_version` than the model's (a next run could not
-tell it is done), is counted failed with its reason and the rest goes on.
+A chunk whose `predict` raises is split down to the tasks that raise alone (`ModelRun`); a task
+that raises alone, runs out of memory alone, has a prediction that does not fit the label
+config, or that Label Studio refuses, or whose predictions all name another `model_version` than
+the model's (a next run could not tell it is done), is counted failed with its reason and the
+rest goes on.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..labelstudio.client import LabelStudioClient, LabelStudioError
 from ..model import LabelStudioModel
 from ..settings import Settings
-from .runner import run_model
+from .runner import ModelRun, Outcome
 
 PERMANENT = frozenset({400, 404, 422})  # Label Studio will never accept these as they are
 IMPORT_SIZE = 500
@@ -60,15 +63,57 @@ class Summary:
         )
 
 
+class Engine(Protocol):
+    """Predicts `tasks` as they come and hands them back in blocks of about `block` tasks,
+    each with its `Outcome`; `progress(n)` after n more tasks are predicted."""
+
+    def __call__(
+        self,
+        tasks: Iterator[dict[str, Any]],
+        label_config: str | None,
+        block: int,
+        progress: Callable[[int], None],
+    ) -> Iterable[tuple[list[dict[str, Any]], Outcome]]:
+        """The blocks, each with its outcome."""
+        ...
+
+
+def local_engine(model: LabelStudioModel, settings: Settings) -> Engine:
+    """The engine of `--engine local`: `model`, set up once, in this process."""
+
+    def predict(
+        tasks: Iterator[dict[str, Any]],
+        label_config: str | None,
+        block: int,
+        progress: Callable[[int], None],
+    ) -> Iterator[tuple[list[dict[str, Any]], Outcome]]:
+        with ModelRun(model, label_config, settings) as run:
+            for part in blocks(tasks, block):
+                yield part, run.predict(part, progress)
+
+    return predict
+
+
+def blocks(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """`items` in lists of `size` (the last one shorter)."""
+    part: list[dict[str, Any]] = []
+    for item in items:
+        part.append(item)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
 class Annotator:
-    """Predicts, with `model`, every task of project `project_id` lacking its prediction."""
+    """Predicts every task of project `project_id` lacking a prediction of `version`."""
 
     def __init__(
         self,
         client: LabelStudioClient,
         project_id: int,
-        model: LabelStudioModel,
-        settings: Settings,
+        version: str,
         *,
         import_size: int = IMPORT_SIZE,
         page_size: int = PAGE_SIZE,
@@ -80,14 +125,12 @@ class Annotator:
         fails is tried `attempts` times in all."""
         self.client = client
         self.project_id = project_id
-        self.model = model
-        self.settings = settings
         self.import_size = max(1, import_size)
         self.page_size = page_size
         self.attempts = max(1, attempts)
         self.progress = progress
         self._sleep = sleep
-        self.version = model.model_version
+        self.version = version
         self.summary = Summary()
         self.label_config: str | None = None
 
@@ -97,24 +140,27 @@ class Annotator:
         body = self._get("api/tasks", {"project": self.project_id, "page": 1, "page_size": 1})
         return int(body.get("total", 0)) if isinstance(body, dict) else len(body)
 
-    def run(self) -> Summary:
-        """Predict and store every task that lacks a prediction of the model's version."""
+    def run(self, engine: Engine) -> Summary:
+        """Predict, with `engine`, and store every task that lacks a prediction of the
+        version."""
         if self.label_config is None:
             self._read_project()
-        stored = self._stored()
-        block: list[dict[str, Any]] = []
+        done = engine(self.pending(), self.label_config, self.import_size, self.progress)
+        for tasks, outcome in done:
+            predictions = self._accept(tasks, outcome)
+            if predictions:
+                self._deliver(predictions)
+        return self.summary
+
+    def pending(self) -> Iterator[dict[str, Any]]:
+        """The tasks of the project lacking a prediction of the version, page by page; the
+        others are counted skipped."""
         for task in self._tasks():
-            if task["id"] in stored or self._has_version(task):
+            if self._has_version(task):
                 self.summary.skipped += 1
                 self.progress(1)
-                continue
-            block.append(task)
-            if len(block) >= self.import_size:
-                self._block(block)
-                block = []
-        if block:
-            self._block(block)
-        return self.summary
+            else:
+                yield task
 
     def _read_project(self) -> None:
         project = self._get(f"api/projects/{self.project_id}/", None)
@@ -127,7 +173,7 @@ class Annotator:
             raise AnnotateError(f"Label Studio: {exc}") from None
 
     def _tasks(self) -> Iterator[dict[str, Any]]:
-        """Every task of the project, a page at a time."""
+        """Every task of the project, with its predictions, a page at a time."""
         page = 1
         while True:
             params = {
@@ -152,51 +198,21 @@ class Annotator:
             for p in task.get("predictions") or []
         )
 
-    def _stored(self) -> set[int]:
-        """The tasks of the project Label Studio holds a prediction of this version for."""
-        found = self._get("api/predictions/", {"project": self.project_id})
-        if not isinstance(found, list):
-            return set()
-        return {
-            p["task"]
-            for p in found
-            if isinstance(p, dict) and p.get("model_version") == self.version
-        }
+    def _stored(self, task_ids: Iterable[int]) -> set[int]:
+        """Which of `task_ids` Label Studio holds a prediction of the version for (one small
+        request per task: this is asked only after an import whose answer was lost)."""
+        found = set()
+        for task_id in task_ids:
+            stored = self._get("api/predictions/", {"task": task_id, "project": self.project_id})
+            if isinstance(stored, list) and self._has_version({"predictions": stored}):
+                found.add(task_id)
+        return found
 
-    def _block(self, tasks: list[dict[str, Any]]) -> None:
-        predictions: dict[int, list[dict[str, Any]]] = {}
-        self._predict(tasks, predictions)
-        if predictions:
-            self._deliver(predictions)
-
-    def _predict(
-        self,
-        tasks: list[dict[str, Any]],
-        into: dict[int, list[dict[str, Any]]],
-        *,
-        reported: bool = False,
-    ) -> None:
-        """Predict `tasks` together, or one by one when that raises; results go `into`.
-        With `reported`, their progress was reported already."""
-        counted = 0
-
-        def progress(n: int) -> None:
-            nonlocal counted
-            counted += n
-            if not reported:
-                self.progress(n)
-
-        try:
-            outcome = run_model(self.model, tasks, self.label_config, self.settings, progress)
-        except Exception as exc:  # the user's predict: find the task that raises
-            if len(tasks) == 1:
-                self.summary.failed[tasks[0]["id"]] = f"predict raised {type(exc).__name__}: {exc}"
-                if not (reported or counted):
-                    self.progress(1)
-                return
-            for index, task in enumerate(tasks):  # the chunks predicted before were reported
-                self._predict([task], into, reported=reported or index < counted)
-            return
+    def _accept(
+        self, tasks: list[dict[str, Any]], outcome: Outcome
+    ) -> dict[int, list[dict[str, Any]]]:
+        """The predictions of `tasks` to store, by task id; the failed ones counted."""
+        into: dict[int, list[dict[str, Any]]] = {}
         for index, (task, entry) in enumerate(zip(tasks, outcome.entries, strict=True)):
             if index in outcome.failed:
                 self.summary.failed[task["id"]] = outcome.failed[index]
@@ -213,6 +229,7 @@ class Annotator:
                     )
                     continue
                 into[task["id"]] = predictions
+        return into
 
     def _deliver(self, predictions: dict[int, list[dict[str, Any]]]) -> None:
         """Import `predictions` in one request; after a failure, send again only what Label
@@ -221,7 +238,7 @@ class Annotator:
         for attempt in range(self.attempts):
             if attempt:
                 self._sleep(min(30.0, 2.0**attempt))
-                stored = self._stored()  # the failed import may have been stored all the same
+                stored = self._stored(predictions)  # the failed import may be stored all the same
                 self.summary.done += sum(1 for task_id in predictions if task_id in stored)
                 predictions = {t: p for t, p in predictions.items() if t not in stored}
                 if not predictions:

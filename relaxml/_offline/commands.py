@@ -4,21 +4,21 @@ against a label config, with no Label Studio; `relaxml annotate`: a model over a
 from __future__ import annotations
 
 import sys
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .._devices import device_for
 from .._server.loader import LoadError, load_model_class
 from ..labels.labelconfig import LabelConfigError, parse_label_config
 from ..labels.validation import Problem, check_prediction
 from ..labelstudio.client import LabelStudioClient
-from ..model import check_attributes, construct
+from ..model import check_attributes
 from ..settings import Settings
-from .annotate import IMPORT_SIZE, AnnotateError, Annotator
-from .current import CurrentVersionError, load_current
+from .annotate import IMPORT_SIZE, AnnotateError, Annotator, Engine, local_engine
+from .current import CurrentVersionError, stored_version
+from .engines import ModelSpec, build_model, engine_options, options_from, other_engine
 from .runner import run_model
 from .tasksfile import TasksFileError, read_tasks, write_import
 
@@ -54,18 +54,27 @@ _file = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_default=True,
     help="Directory put first on sys.path to import TARGET's module.",
 )
+@engine_options
 def predict(
-    target: str, tasks_path: Path, config_path: Path | None, out_path: Path, app_dir: str
+    target: str,
+    tasks_path: Path,
+    config_path: Path | None,
+    out_path: Path,
+    app_dir: str,
+    **engine_options: Any,
 ) -> None:
     """Run TARGET (`module:Class` or `path/file.py:Class`) on a tasks file, with no Label
     Studio, and write the tasks with their predictions, ready to import.
 
     Each prediction is checked against --config as Label Studio's editor reads it; problems are
     listed and make the exit status 1 (the file is written all the same), as does a task that
-    runs out of memory alone (a chunk out of memory is split in halves, as when served). Task
-    media is read as the server reads it: files under LOCAL_FILES_DOCUMENT_ROOT, plain URLs,
-    and Label Studio's files when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are set.
+    runs out of memory alone or whose predict raises alone (a chunk out of memory or raising is
+    split in halves, down to the tasks that fail alone). Task media is read as the server reads
+    it: files under LOCAL_FILES_DOCUMENT_ROOT, plain URLs, and Label Studio's files when
+    LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are set. With --engine ray the tasks are
+    predicted on Ray Data by --replicas copies of the model, and the file is the same.
     """
+    options = options_from(**engine_options)
     try:
         model_class = load_model_class(target, app_dir)
         check_attributes(model_class)
@@ -77,18 +86,25 @@ def predict(
         tasks = read_tasks(tasks_path)
     except (TasksFileError, UnicodeDecodeError) as error:
         raise click.BadParameter(str(error), param_hint="--tasks") from None
-    model = construct(model_class, device_for(settings.device_list, 0))
-    model.warmup()
+    spec = ModelSpec(target, app_dir, settings, label_config=config)
+    other = None if options.name == "local" else other_engine(options)
     with click.progressbar(length=len(tasks), label="Predicting", file=sys.stderr) as bar:
-        outcome = run_model(model, tasks, config, settings, progress=bar.update)
+        if other is None:
+            model = build_model(spec)
+            version = model.model_version
+            outcome = run_model(model, tasks, config, settings, progress=bar.update)
+        else:
+            version = model_class.model_version
+            outcome = other.predict(spec, tasks, options, bar.update)
     written = write_import(out_path, tasks, outcome.entries)
-    for index, problems in outcome.problems.items():
-        _report(f"task {tasks[index]['id']}", problems)
-    for detail in outcome.failed.values():
-        click.echo(detail, err=True)  # it names the task
+    for index in sorted({*outcome.problems, *outcome.failed}):
+        if index in outcome.problems:
+            _report(f"task {tasks[index]['id']}", outcome.problems[index])
+        if index in outcome.failed:
+            click.echo(f"task {tasks[index]['id']}: {outcome.failed[index]}", err=True)
     click.echo(
         f"{written} predictions for {len(tasks)} tasks written to {out_path} "
-        f"(model version {model.model_version})",
+        f"(model version {version})",
         err=True,
     )
     if outcome.problems or outcome.failed:
@@ -137,13 +153,7 @@ def check(predictions_path: Path, config_path: Path) -> None:
 @click.command()
 @click.argument("target")
 @click.option("--project", "project_id", type=int, required=True, help="The Label Studio project.")
-@click.option(
-    "--engine",
-    type=click.Choice(["local"]),
-    default="local",
-    show_default=True,
-    help="Where the model runs: `local`, in this process (the only engine so far).",
-)
+@engine_options
 @click.option(
     "--import-size",
     type=click.IntRange(min=1),
@@ -166,10 +176,10 @@ def check(predictions_path: Path, config_path: Path) -> None:
 def annotate(
     target: str,
     project_id: int,
-    engine: str,
     import_size: int,
     app_dir: str,
     data_dir: Path | None,
+    **engine_options: Any,
 ) -> None:
     """Predict, with TARGET (`module:Class` or `path/file.py:Class`), every task of a Label
     Studio project that has no prediction of the model's version yet, and store the
@@ -178,39 +188,57 @@ def annotate(
     Tasks are read page by page and imported in bulk; running it again, or after a crash, stores
     only what is missing, never a prediction twice. A task whose prediction fails is listed
     and the rest goes on; the exit status is then 1. With --data-dir, the model is the
-    version that data directory serves. --engine takes only `local` for now.
+    version that data directory serves. With --engine ray the tasks are predicted on Ray Data
+    by --replicas copies of the model; they are stored from here all the same.
     """
+    options = options_from(**engine_options)
     try:
         model_class = load_model_class(target, app_dir)
         check_attributes(model_class)
         settings = Settings.from_env()
         if not settings.label_studio_url:
             raise ValueError("LABEL_STUDIO_URL must be set (and LABEL_STUDIO_API_KEY)")
-        client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key)
-    except (LoadError, TypeError, ValueError) as error:
+        version = model_class.model_version
+        if data_dir is not None:
+            version = stored_version(model_class, data_dir, project_id) or version
+    except (LoadError, TypeError, ValueError, CurrentVersionError) as error:
         raise click.UsageError(str(error)) from None
-    model = construct(model_class, device_for(settings.device_list, 0))
-    if data_dir is not None:
-        try:
-            load_current(model, data_dir, project_id)
-        except CurrentVersionError as error:
-            client.close()
-            raise click.UsageError(str(error)) from None
-    model.warmup()
+    spec = ModelSpec(target, app_dir, settings, data_dir=data_dir, project_id=project_id)
+    client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key)
+    with closing(client):
+        if options.name != "local":
+            engine = other_engine(options).annotate(spec, options)
+        else:
+            try:
+                model = build_model(spec)
+            except CurrentVersionError as error:
+                raise click.UsageError(str(error)) from None
+            version = model.model_version
+            engine = nullcontext(local_engine(model, settings))
+        _annotate(client, project_id, version, engine, import_size)
+
+
+def _annotate(
+    client: LabelStudioClient,
+    project_id: int,
+    version: str,
+    engine: AbstractContextManager[Engine],
+    import_size: int,
+) -> None:
+    """Run an `Annotator` with a progress bar (the engine started once Label Studio answered);
+    list the failed tasks and the summary."""
     try:
-        with (
-            closing(client),
-            click.progressbar(length=1, label="Annotating", file=sys.stderr) as bar,
-        ):
-            annotator = Annotator(client, project_id, model, settings, import_size=import_size)
+        with click.progressbar(length=1, label="Annotating", file=sys.stderr) as bar:
+            annotator = Annotator(client, project_id, version, import_size=import_size)
             bar.length = max(1, annotator.count())
             annotator.progress = bar.update
-            summary = annotator.run()
+            with engine as predict:
+                summary = annotator.run(predict)
     except AnnotateError as error:
         raise click.ClickException(str(error)) from None
     for task_id, reason in sorted(summary.failed.items()):
         click.echo(f"task {task_id}: {reason}", err=True)
-    click.echo(f"{summary.line()} (model version {model.model_version})", err=True)
+    click.echo(f"{summary.line()} (model version {version})", err=True)
     if summary.failed:
         raise SystemExit(1)
 

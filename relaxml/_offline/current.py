@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .._datadir.sqlite import FILENAME
 from .._training.modelstate import has_state, load_state
-from .._training.versions import VersionStore
+from .._training.versions import VersionRecord, VersionStore
 from ..model import LabelStudioModel
 
 
@@ -18,16 +18,7 @@ def load_current(model: LabelStudioModel, data_dir: Path, project_id: int) -> st
     """Load the current version of `data_dir` (the project's own, for a per-project model)
     into `model`, with its `load` or its pickled state, and set its `model_version`; the
     version. A data directory with no version leaves the model as built."""
-    database = data_dir / FILENAME
-    if not database.is_file():
-        raise CurrentVersionError(f"{data_dir} holds no relaxml database ({FILENAME}).")
-    owner = VersionStore(database)
-    try:
-        store = owner.for_project(str(project_id)) if model.per_project else owner
-        current = store.current()
-        record = store.get(current) if current else None
-    finally:
-        owner.close()
+    current, record = _current(type(model), data_dir, project_id)
     if current is None or record is None or (current == model.model_version and not record.path):
         return model.model_version
     cls = type(model)
@@ -43,3 +34,26 @@ def load_current(model: LabelStudioModel, data_dir: Path, project_id: int) -> st
         load_state(model, path)
     model.model_version = current
     return current
+
+
+def stored_version(
+    model_class: type[LabelStudioModel], data_dir: Path, project_id: int
+) -> str | None:
+    """The current version of `data_dir` (the project's own, for a per-project model), which
+    `load_current` would load; None when it has none."""
+    return _current(model_class, data_dir, project_id)[0]
+
+
+def _current(
+    model_class: type[LabelStudioModel], data_dir: Path, project_id: int
+) -> tuple[str | None, VersionRecord | None]:
+    database = data_dir / FILENAME
+    if not database.is_file():
+        raise CurrentVersionError(f"{data_dir} holds no relaxml database ({FILENAME}).")
+    owner = VersionStore(database)
+    try:
+        store = owner.for_project(str(project_id)) if model_class.per_project else owner
+        current = store.current()
+        return current, store.get(current) if current else None
+    finally:
+        owner.close()

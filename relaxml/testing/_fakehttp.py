@@ -22,8 +22,10 @@ def handler_for(fake: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             parts = urlsplit(self.path)
             path = unquote(parts.path)
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             with fake.lock:
                 fake.requests.append((method, path))
+                fake.queries.append((method, path, query))
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
@@ -34,7 +36,6 @@ def handler_for(fake: FakeLabelStudio) -> type[BaseHTTPRequestHandler]:
             if failure is not None and not failure[1]:
                 reply = Reply(failure[0], {"detail": "failure injected by the test"})
             else:
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
                 reply = route(fake, method, path, query, body, self.headers.get("Authorization"))
                 if failure is not None:  # done, but the answer is lost
                     reply = Reply(failure[0], {"detail": "answer lost, as the test asked"})

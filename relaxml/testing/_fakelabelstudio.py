@@ -31,9 +31,11 @@ class FakeLabelStudio:
     `/api/token/refresh/` for 5-minute access tokens) with `personal_access_token=True`. With
     `accept_unknown_tasks`, projects and tasks it is asked about or sent predictions for are
     made on first sight (for load tests that send made-up ids; Label Studio answers 404 and
-    400). Every request is recorded in
-    `requests` as `(method, path)`; the predictions stored, by the bulk import or one by one, are
-    in `predictions`. Use it as a context manager, or call `close()`.
+    400). Every request is recorded in `requests` as `(method, path)`, and in `queries` as
+    `(method, path, query)`; a task page (`GET /api/tasks`) holds each task's `annotations` and
+    `predictions` only with `fields=all`, and `GET /api/predictions/` is not paged, as in Label
+    Studio; the predictions stored, by the bulk import or one by one, are in `predictions`. Use
+    it as a context manager, or call `close()`.
 
     `legacy_tokens_enabled = False` makes it refuse the legacy key as an organisation with
     legacy tokens disabled does; `block_local_ip = True` and `ssrf_protection = True` behave as
@@ -63,6 +65,7 @@ class FakeLabelStudio:
         self.predictions: list[dict[str, Any]] = []
         self.files: dict[str, bytes] = {}  # "/data/upload/..." or "/data/local-files/?d=..."
         self.requests: list[tuple[str, str]] = []
+        self.queries: list[tuple[str, str, dict[str, str]]] = []  # with each query string
         self.imports: list[int] = []  # the size of each bulk import of predictions, in order
         self.ml_backends: dict[int, dict[str, Any]] = {}
         self.webhooks: list[dict[str, Any]] = []

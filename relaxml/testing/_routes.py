@@ -109,6 +109,9 @@ def _task_page(fake: FakeLabelStudio, query: dict[str, str]) -> Reply:
     chosen = tasks[(page - 1) * size : page * size]
     if page > 1 and not chosen:
         return Reply(404, {"detail": "Invalid page."})
+    if query.get("fields") != "all":  # Label Studio leaves them out unless asked
+        hidden = ("annotations", "predictions", "drafts")
+        chosen = [{k: v for k, v in t.items() if k not in hidden} for t in chosen]
     return Reply(200, {"total": len(tasks), "tasks": chosen})
 
 

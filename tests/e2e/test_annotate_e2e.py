@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from ..support.labelstudio import LabelStudio
 
@@ -16,18 +19,30 @@ TARGET = f"{SENTIMENT / 'model.py'}:NaiveBayesSentiment"
 COUNT = 2000
 
 
-def annotate(ls: LabelStudio, project_id: int) -> subprocess.CompletedProcess[str]:
+def annotate(ls: LabelStudio, project_id: int, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LABEL_STUDIO_URL": ls.url, "LABEL_STUDIO_API_KEY": ls.token}
+    env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "relaxml", "annotate", TARGET, "--project", str(project_id)]
     return subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=600, check=False
+        [*command, *args], env=env, capture_output=True, text=True, timeout=600, check=False
     )
 
 
-def test_annotate_stores_one_prediction_per_task_and_a_second_run_none(label_studio):
+ENGINES = [
+    pytest.param((), id="local"),
+    pytest.param(("--engine", "ray", "--replicas", "2", "--num-cpus", "0.5"), id="ray"),
+]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_annotate_stores_one_prediction_per_task_and_a_second_run_none(label_studio, engine):
+    if engine and importlib.util.find_spec("ray") is None:
+        if os.environ.get("RELAXML_RAY", "").strip().lower() == "require":
+            pytest.fail("Ray is not installed: pip install -e '.[ray]'", pytrace=False)
+        pytest.skip("Ray is not installed: pip install -e '.[ray]'")
     ls = label_studio
     config = (SENTIMENT / "label_config.xml").read_text()
-    project_id = ls.create_project("annotate e2e", config)["id"]
+    project_id = ls.create_project(f"annotate e2e {engine[1] if engine else 'local'}", config)["id"]
     words = ["great and lovely", "awful and bad", "fine I guess", "wonderful", "terrible"]
     task_ids: list[int] = []
     for start in range(0, COUNT, 500):
@@ -35,7 +50,7 @@ def test_annotate_stores_one_prediction_per_task_and_a_second_run_none(label_stu
         task_ids += ls.import_tasks(project_id, batch)
     assert len(set(task_ids)) == COUNT
 
-    first = annotate(ls, project_id)
+    first = annotate(ls, project_id, *engine)
     assert first.returncode == 0, first.stderr[-3000:]
     assert f"{COUNT} predicted, 0 skipped (already predicted), 0 failed" in first.stderr
     stored = ls.list_predictions(project_id=project_id)
@@ -45,7 +60,7 @@ def test_annotate_stores_one_prediction_per_task_and_a_second_run_none(label_stu
     assert len(stored) == COUNT
     assert all(p["result"][0]["value"]["choices"][0] in ("positive", "negative") for p in stored)
 
-    second = annotate(ls, project_id)
+    second = annotate(ls, project_id, *engine)
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"0 predicted, {COUNT} skipped (already predicted), 0 failed" in second.stderr
     assert len(ls.list_predictions(project_id=project_id)) == COUNT

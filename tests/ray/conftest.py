@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,3 +72,14 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+def ray_dir() -> Iterator[Path]:
+    """A short directory for the files of a child command's own Ray (`RAY_TMPDIR`): its socket
+    paths must stay under 107 bytes, which a test's `tmp_path` can exceed."""
+    path = Path(tempfile.mkdtemp(prefix="relaxml-ray-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
