@@ -35,6 +35,8 @@ MAX_FAILURES = 5
 
 FATAL_EXIT_CODE = 70
 """The exit status of a process that stopped because a background loop could not go on."""
+STARTUP_FAILED = 3
+"""The exit status of a model that fails to start (`__init__` or `warmup` raises), as uvicorn's."""
 
 Step = Callable[[], Awaitable[bool]]
 """One round of a loop: True when it did work (run again at once), False to idle."""

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 import uvicorn
-from click.core import ParameterSource
 
 from .__about__ import __version__
 from ._datadir.layout import DataDirError, model_identity, prepare
@@ -16,22 +14,21 @@ from ._datadir.workers import forget_failure, startup_failure, workers_dir
 from ._doctor import command as doctor_command
 from ._offline import commands as offline_commands
 from ._offline.engines import ENGINES, OtherEngine
+from ._ray.command import check_engine_options, serve_on_ray
 from ._scaffold import commands as scaffold_commands
 from ._server.app import create_app
 from ._server.arenas import limit_malloc_arenas
 from ._server.collector import relax_collector
 from ._server.loader import LoadError, load_model_class
-from ._supervise import FATAL_EXIT_CODE
+from ._supervise import STARTUP_FAILED
 from ._training import commands as versions_commands
 from .logs import configure_logging
 from .model import check_attributes
 from .settings import Settings
 
-STARTUP_FAILED = 3
-"""The exit status of a model that fails to start (`__init__` or `warmup` raises), as uvicorn's."""
-
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
-ENGINES = ("local", "ray")
+SERVE_ENGINES = ("local", "ray")
+"""Where `relaxml serve` runs the model (`predict` and `annotate` take `_offline.engines`)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,7 +125,7 @@ _data_dir_option = versions_commands.data_dir_option
 @_data_dir_option
 @click.option(
     "--engine",
-    type=click.Choice(ENGINES),
+    type=click.Choice(SERVE_ENGINES),
     default="local",
     show_default=True,
     envvar="RELAXML_ENGINE",
@@ -207,7 +204,7 @@ def serve(
     """
     if reload and workers > 1:
         raise click.UsageError("--reload and --workers cannot be used together.")
-    scale = _engine_options(ctx, engine, workers, replicas, autoscale)
+    scale = check_engine_options(ctx, engine, workers, replicas, autoscale)
     # Be restarted when background work cannot go on, unless RELAXML_EXIT_ON_FATAL says no.
     exit_on_fatal = None if os.environ.get("RELAXML_EXIT_ON_FATAL") else True
     try:
@@ -241,7 +238,7 @@ def serve(
             "num_gpus": num_gpus or 0.0,
             "address": ray_address or None,
         }
-        _serve_on_ray(target, app_dir, settings, ray_options)
+        serve_on_ray(target, app_dir, settings, ray_options)
         return
     limit_malloc_arenas()
     relax_collector()  # after the model's module: its own collector settings win
@@ -290,75 +287,6 @@ def serve(
     if failure is not None:  # uvicorn stopped every worker but exits 0: say it failed
         click.echo(f"Error: a worker failed to start: {failure}", err=True)
         raise SystemExit(STARTUP_FAILED)
-
-
-RAY_ONLY = ("replicas", "autoscale", "num_cpus", "num_gpus", "ray_address")
-
-
-def _engine_options(
-    ctx: click.Context, engine: str, workers: int, replicas: int | None, autoscale: str | None
-) -> tuple[int, int] | None:
-    """Refuse options that make no sense with `engine`; return `--autoscale`'s bounds."""
-
-    def given(name: str) -> bool:
-        source = ctx.get_parameter_source(name)
-        if name == "ray_address":  # RAY_ADDRESS may be set for other commands: only the option
-            return from_command_line(name)
-        return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-
-    def from_command_line(name: str) -> bool:
-        return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
-
-    def flag(name: str) -> str:
-        return "--" + name.replace("_", "-")
-
-    if engine != "ray":
-        for name in RAY_ONLY:
-            if given(name):
-                raise click.UsageError(f"{flag(name)} needs --engine ray.")
-        return None
-    refused = {
-        "--workers": (workers != 1 or from_command_line("workers"), "use --replicas"),
-        "--reload": (bool(ctx.params.get("reload")), "restart the command instead"),
-        "--devices": (given("devices"), "Ray gives each replica its GPUs: use --num-gpus"),
-    }
-    for option, (wrong, hint) in refused.items():
-        if wrong:
-            raise click.UsageError(f"{option} cannot be used with --engine ray ({hint}).")
-    if replicas is not None and autoscale is not None:
-        raise click.UsageError("--replicas and --autoscale cannot be used together.")
-    if autoscale is None:
-        return None
-    low, sep, high = autoscale.partition(":")
-    try:
-        bounds = (int(low), int(high))
-    except ValueError:
-        bounds = (-1, -1)
-    if not sep or bounds[0] < 0 or bounds[1] < max(1, bounds[0]):
-        raise click.UsageError(
-            f"--autoscale must be MIN:MAX with 0 <= MIN <= MAX and MAX >= 1, not {autoscale!r}."
-        )
-    return bounds
-
-
-def _serve_on_ray(target: str, app_dir: str, settings: Settings, options: dict[str, Any]) -> None:
-    """`relaxml serve --engine ray`: relaxml._ray, imported only now (Ray is an extra)."""
-    from ._ray.runtime import RayUnavailable
-
-    try:
-        from ._ray.serving import CoordinatorFailed, StartupFailed, serve_on_ray
-        from ._ray.spec import RaySpec
-
-        spec = RaySpec.create(target, app_dir, settings, **options)
-        serve_on_ray(spec)
-    except RayUnavailable as exc:
-        raise click.UsageError(str(exc)) from None
-    except StartupFailed as exc:
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(STARTUP_FAILED) from None
-    except CoordinatorFailed as exc:
-        click.echo(f"Error: the coordinator failed: {exc}", err=True)
-        raise SystemExit(FATAL_EXIT_CODE) from None
 
 
 def _ray_offline() -> OtherEngine:
