@@ -14,6 +14,7 @@ from ..errors import BadRequest, HTTPError
 from ..protocol import MAX_DEPTH, ascii_int, depth_exceeds
 
 _PARSE_IN_THREAD = 1024 * 1024  # parse bodies above 1 MiB off the event loop
+_COUNT_BELOW = 8 * 1024  # bodies up to this long have their brackets counted before a walk
 
 # Strict decoding refuses raw surrogate bytes (which `json.loads` on bytes lets through), so a
 # lone UTF-16 surrogate can then only come from a `\udXXX` escape: look for one in the text
@@ -80,18 +81,20 @@ def parse_json(body: bytes) -> Any:
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if (
-        isinstance(value, (dict, list))
-        # fewer brackets than the limit (strings' count too) cannot nest deeper: no walk
-        and body.count(b"[") + body.count(b"{") > MAX_DEPTH
-        and depth_exceeds(value, MAX_DEPTH)
-    ):
+    if isinstance(value, (dict, list)) and not _shallow(body) and depth_exceeds(value, MAX_DEPTH):
         raise _too_deep()
     if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
         raise BadRequest(
             "the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
         )
     return value
+
+
+def _shallow(body: bytes) -> bool:
+    """Whether a short body holds too few brackets (those in strings count too) to nest
+    deeper than `MAX_DEPTH`: counted in C, cheaper than the walk. A long body always has more
+    brackets than that, so it is walked without counting."""
+    return len(body) <= _COUNT_BELOW and body.count(b"[") + body.count(b"{") <= MAX_DEPTH
 
 
 def has_lone_surrogate(value: object) -> bool:
