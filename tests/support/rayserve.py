@@ -75,16 +75,20 @@ class RayServe:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def wait_serving(self, auth: tuple[str, str] | None = None) -> None:
-        """Return once `/health` answers; fail with the log's tail if the command exits."""
+        """Return once the command says it serves (every replica started: until then Serve's
+        proxy may answer the port with its own plain-text 404 or 503) and `/health` gives
+        relaxml's JSON; fail with the log's tail if the command exits."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"exited {self.process.returncode}:\n{tail(self.log_path)}")
-            try:
-                if requests.get(self.url + "/health", auth=auth, timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if " on Ray at " in self.log():
+                try:
+                    answer = requests.get(self.url + "/health", auth=auth, timeout=2)
+                    if answer.status_code == 200 and "worker" in answer.json():
+                        return
+                except (requests.RequestException, ValueError):
+                    pass
             time.sleep(0.5)
         raise AssertionError(f"not serving after {START_TIMEOUT} s:\n{tail(self.log_path)}")
 
