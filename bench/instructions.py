@@ -106,8 +106,15 @@ def main() -> None:
         for row in rows[-len(VARIANTS) :]:
             kind = next(k for n, k in VARIANTS if n == row["variant"])
             row["limit_over_this"] = round(counts["limit"] / counts[kind], 2)
+    commit = subprocess.run(
+        ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit or "unknown",
         "requests": args.requests,
         "rows": rows,
     }
@@ -117,7 +124,7 @@ def main() -> None:
         "# Instructions per request, in-process (callgrind)",
         "",
         f"{result['date']}; one request at a time, no HTTP; the trivial model; output check off "
-        "(python bench/instructions.py).",
+        f"(python bench/instructions.py). Commit {result['commit']}.",
         "",
         "| tasks/request | app | instructions per request | limit ÷ this |",
         "|---:|---|---:|---:|",
