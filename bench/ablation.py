@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +112,9 @@ def _app(off: set[str]) -> Any:
     return create_app(TrivialAsync, data_dir=tempfile.mkdtemp(prefix="relaxml-ablation-"))
 
 
-async def _measure(off: set[str], tasks: int, requests: int) -> float:
-    import payloads
-
-    app = _app(off)
-    body = payloads.predict_body(tasks)
+@contextlib.asynccontextmanager
+async def started(app: Any) -> AsyncIterator[Any]:
+    """`app` with its lifespan started (the model built), shut down on the way out."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     lifespan = asyncio.create_task(
@@ -122,15 +122,25 @@ async def _measure(off: set[str], tasks: int, requests: int) -> float:
     )
     await inbox.put({"type": "lifespan.startup"})
     await outbox.get()
-    for _ in range(300):
-        await _call(app, body)
-    start = time.perf_counter()
-    for _ in range(requests):
-        await _call(app, body)
-    elapsed = (time.perf_counter() - start) / requests
-    await inbox.put({"type": "lifespan.shutdown"})
-    await outbox.get()
-    await lifespan
+    try:
+        yield app
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await outbox.get()
+        await lifespan
+
+
+async def _measure(off: set[str], tasks: int, requests: int) -> float:
+    import payloads
+
+    body = payloads.predict_body(tasks)
+    async with started(_app(off)) as app:
+        for _ in range(300):
+            await _call(app, body)
+        start = time.perf_counter()
+        for _ in range(requests):
+            await _call(app, body)
+        elapsed = (time.perf_counter() - start) / requests
     return elapsed * 1e6
 
 

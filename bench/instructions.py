@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 VARIANTS = (
@@ -52,18 +51,9 @@ async def _drive(kind: str, tasks: int, requests: int) -> None:
         model = TrivialAsync if kind == "async" else Trivial
         app = create_app(model, data_dir=tempfile.mkdtemp(prefix="relaxml-instructions-"))
     body = payloads.predict_body(tasks)
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    lifespan = asyncio.create_task(
-        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
-    )
-    await inbox.put({"type": "lifespan.startup"})
-    await outbox.get()
-    for _ in range(requests):
-        await ablation._call(app, body)
-    await inbox.put({"type": "lifespan.shutdown"})
-    await outbox.get()
-    await lifespan
+    async with ablation.started(app):
+        for _ in range(requests):
+            await ablation._call(app, body)
 
 
 def _count(kind: str, tasks: int, requests: int) -> int:

@@ -70,17 +70,24 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
-def log_output() -> Iterator[io.StringIO]:
-    """Route logging through `configure_logging` into a buffer; restore everything after."""
+def restore_logging() -> Iterator[None]:
+    """Put the root, relaxml and uvicorn loggers back as they were (`configure_logging`, which
+    `relaxml serve` calls, changes them)."""
     saved = [
         (lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled)
         for lg in map(logging.getLogger, LOGGERS)
     ]
-    buffer = io.StringIO()
-    configure_logging("DEBUG", stream=buffer)
-    yield buffer
+    yield
     for lg, handlers, level, propagate, disabled in saved:
         lg.handlers, lg.level, lg.propagate, lg.disabled = handlers, level, propagate, disabled
+
+
+@pytest.fixture
+def log_output(restore_logging: None) -> io.StringIO:
+    """Route logging through `configure_logging` into a buffer; restore everything after."""
+    buffer = io.StringIO()
+    configure_logging("DEBUG", stream=buffer)
+    return buffer
 
 
 def wait_for(predicate: Any, timeout: float = 15.0, interval: float = 0.02) -> Any:

@@ -18,30 +18,11 @@ from relaxml.cli import main
 from relaxml.testing import FakeLabelStudio
 
 from .conftest import wait_for
+from .support.model_files import CONFIG, PRELUDE
 
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text">
-    <Choice value="positive"/><Choice value="negative"/>
-  </Choices>
-</View>"""
-
-MODELS = '''
-import os, time
-from relaxml import LabelStudioModel, Prediction
-
-def choice(value, **fields):
-    return Prediction(result=[{"from_name": "sentiment", "to_name": "text", "type": "choices",
-                               "value": {"choices": [value]}}], **fields)
-
-class Good(LabelStudioModel):
-    """Positive for every task; sleeps RELAXML_TEST_SLEEP seconds per call."""
-    model_version = "a-1"
-    max_batch_size = 4
-    def predict(self, tasks, context):
-        time.sleep(float(os.environ.get("RELAXML_TEST_SLEEP", "0")))
-        return [choice("positive") for task in tasks]
-
+MODELS = (
+    PRELUDE
+    + '''
 class Picky(Good):
     """Raises on a call with a task whose text is "bad"; answers "maybe" to "odd"; names
     another version for "other", and both versions for "both"."""
@@ -68,6 +49,7 @@ class Word(LabelStudioModel):
     def load(self, path):
         self.word = (path / "word.txt").read_text()
 '''
+)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
 import platform
 import signal
@@ -69,7 +68,6 @@ OPTIONS = {
     "--basic-auth-pass": "RELAXML_BASIC_AUTH_PASS",
 }
 MISSING_PACKAGE = "not_installed_pkg_xyz"
-LOGGERS = ("relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 @pytest.fixture(autouse=True)
@@ -82,19 +80,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """`relaxml serve` configures the relaxml and uvicorn loggers: put them back afterwards."""
-    saved = [
-        (log, log.handlers[:], log.level, log.propagate, log.disabled)
-        for log in map(logging.getLogger, LOGGERS)
-    ]
-    yield
-    for log, handlers, level, propagate, disabled in saved:
-        log.handlers = handlers
-        log.setLevel(level)
-        log.propagate = propagate
-        log.disabled = disabled
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/conftest.py
 
 
 @pytest.fixture(autouse=True)

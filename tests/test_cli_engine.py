@@ -3,9 +3,7 @@ refused before anything starts (no Ray needed)."""
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,22 +12,9 @@ from click.testing import CliRunner
 from relaxml.cli import main
 
 TARGET = "tests.support.models:Echo"
-LOGGERS = ("", "relaxml", "relaxml.access", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """`relaxml serve` configures the root, relaxml and uvicorn loggers: put them back after."""
-    saved = [
-        (log, log.handlers[:], log.level, log.propagate, log.disabled)
-        for log in map(logging.getLogger, LOGGERS)
-    ]
-    yield
-    for log, handlers, level, propagate, disabled in saved:
-        log.handlers = handlers
-        log.setLevel(level)
-        log.propagate = propagate
-        log.disabled = disabled
+pytestmark = pytest.mark.usefixtures("restore_logging")  # tests/conftest.py
 
 
 @pytest.mark.parametrize(

@@ -73,10 +73,8 @@ class BackgroundPredictions:
         return None
 
     async def wanted(self, request: PredictRequest, project: Project) -> bool:
-        """Whether this request goes to the background (docs/delivery.md, "The auto rule")."""
-        decided = self.decided(request)
-        if decided is not None:
-            return decided
+        """Whether a request the settings leave open (`decided` gave None) goes to the
+        background: when Label Studio's API works for its project (docs/delivery.md)."""
         known, problem = self.clients.known_problem(
             project.hostname, project.access_token, project.id
         )

@@ -302,7 +302,9 @@ class Backend:
         if not request.tasks:
             return {"results": results, "model_version": version}
         background = self.background.decided(request)  # most often known without awaiting
-        if background or (background is None and await self.background.wanted(request, project)):
+        if background is None:
+            background = await self.background.wanted(request, project)
+        if background:
             return await self.background.enqueue(request, project, context)
         with self.scheduler.admit():
             for chunk in chunked(request.tasks, self.model.max_batch_size):
@@ -312,7 +314,7 @@ class Backend:
                 except Failure:
                     self.metrics.inc_series("relaxml_predict_errors_total", _INLINE, len(chunk))
                     raise
-        failed = [entry for entry in results if type(entry) is dict and is_oom_entry(entry)]
+        failed = [entry for entry in results if is_oom_entry(entry)]
         self.metrics.inc_series(
             "relaxml_tasks_predicted_total", _INLINE, len(results) - len(failed)
         )

@@ -10,18 +10,15 @@ request (another path or method, or a path under a `root_path`) goes on to the r
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import Failure, HTTPError, describe
+from ..errors import Failure
 from ..settings import Settings
 from .bodies import receive_json
 from .handlers import error_response
-from .routes import predict, render
-
-logger = logging.getLogger(__name__)
+from .routes import predict, render, unexpected
 
 PATH = "/predict"
 
@@ -55,10 +52,7 @@ class PredictRoute:
             await error_response(error)(scope, receive, send)
             return
         except Exception as exc:  # a relaxml bug: logged in full, a short JSON 500
-            logger.error("error on %s", PATH, exc_info=exc)
-            await error_response(HTTPError(500, "internal_error", describe(exc)))(
-                scope, receive, send
-            )
+            await error_response(unexpected(PATH, exc))(scope, receive, send)
             return
         await send(
             {

@@ -12,8 +12,8 @@ import pytest
 from relaxml.testing import FakeLabelStudio
 
 from ..conftest import wait_for
+from ..support.model_files import CONFIG
 from ..support.ray_offline import (
-    CONFIG,
     child_env,
     command,
     invoke,
@@ -68,7 +68,7 @@ def test_resumes_after_a_kill_without_duplicates_and_no_ray_process_outlives_it(
 ):
     project_id = project(fake, [f"text {n}" for n in range(48)])
     run_args = command(
-        "annotate", f"{write_models(tmp_path)}:Slow", "--project", str(project_id),
+        "annotate", f"{write_models(tmp_path)}:Good", "--project", str(project_id),
         "--import-size", "4", *RAY,
     )  # fmt: skip
     env = child_env(ray_dir, **fake.env, RELAXML_TEST_SLEEP="0.3")

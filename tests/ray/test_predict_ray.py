@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ..support.model_files import CONFIG
 from ..support.ray_offline import (
-    CONFIG,
     child_env,
     command,
     invoke,

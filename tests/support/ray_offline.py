@@ -11,23 +11,13 @@ from click.testing import CliRunner
 
 from relaxml.cli import main
 
+from .model_files import PRELUDE
+
 ROOT = Path(__file__).resolve().parents[2]
 
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text">
-    <Choice value="positive"/><Choice value="negative"/>
-  </Choices>
-</View>"""
-
-MODELS = '''
-import os, time
-from relaxml import LabelStudioModel, Prediction
-
-def choice(value, **fields):
-    return Prediction(result=[{"from_name": "sentiment", "to_name": "text", "type": "choices",
-                               "value": {"choices": [value]}}], **fields)
-
+MODELS = (
+    PRELUDE
+    + '''
 class Sized(LabelStudioModel):
     """Names the size of the call each task came in (so chunks must match the local engine's),
     says "maybe" (not in the config) to a text ending in 000, nothing to one ending in 7."""
@@ -58,15 +48,8 @@ class Raising(LabelStudioModel):
         if any(text.startswith("huge") for text in texts):
             raise OutOfMemoryError("CUDA out of memory")
         return [choice("positive", score=len(tasks) / 10) for t in tasks]
-
-class Slow(LabelStudioModel):
-    """Positive for every task; sleeps RELAXML_TEST_SLEEP seconds per call."""
-    model_version = "a-1"
-    max_batch_size = 4
-    def predict(self, tasks, context):
-        time.sleep(float(os.environ.get("RELAXML_TEST_SLEEP", "0")))
-        return [choice("positive") for task in tasks]
 '''
+)
 
 
 def write_models(directory: Path) -> Path:
