@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from typing import Any
 
 import pytest
 
 from relaxml import LabelStudioModel, Prediction
+from relaxml._server import modelcall
 
 from .conftest import backend_of, first
 from .support.models import AsyncEcho, Echo, Scripted
@@ -145,6 +148,39 @@ def test_async_predict(serve):
     client = serve(AsyncEcho)
     results = client.post("/predict", json=body(1, 2)).json()["results"]
     assert [r["result"][0]["value"]["choices"] for r in results] == [["negative"], ["negative"]]
+
+
+def test_a_sync_predict_runs_in_relaxmls_model_thread_fast_or_slow(serve, monkeypatch):
+    """A call the last one says is short is waited for by the loop (`short_wait`), a longer
+    one awaited; either way `predict` runs in relaxml's model thread, not on the loop."""
+    wait = 0.05  # "short" made roomy, so a busy test machine cannot make a fast call long
+    monkeypatch.setattr(modelcall, "SHORT_WAIT", wait)
+
+    class Where(LabelStudioModel):
+        def __init__(self) -> None:
+            self.delay = 0.0
+            self.threads: list[str] = []
+
+        def predict(self, tasks: list[Any], context: Any) -> list[dict[str, Any]]:
+            self.threads.append(threading.current_thread().name)
+            time.sleep(self.delay)
+            return [{"result": []} for _ in tasks]
+
+    client = serve(Where)
+    backend = backend_of(client)
+    calls = backend.calls
+    assert calls.short_wait(1) == 0  # nothing measured yet: awaited
+    for _ in range(3):
+        assert client.post("/predict", json=body(1, 2)).status_code == 200
+    assert calls.short_wait(2) == wait  # the calls were fast
+    assert calls.short_wait(1) == wait  # fewer tasks are taken to cost no less
+    assert calls.short_wait(10_000_000) == 0  # far more tasks: not short
+    backend.model.delay = 0.1
+    assert client.post("/predict", json=body(1)).status_code == 200  # waited for, then awaited
+    assert calls.short_wait(1) == 0  # the last call took 100 ms
+    assert client.post("/predict", json=body(1)).status_code == 200
+    assert len(backend.model.threads) == 5
+    assert all(name.startswith("relaxml-predict") for name in backend.model.threads)
 
 
 def test_max_batch_size_splits_large_requests_and_keeps_order(serve):

@@ -9,7 +9,8 @@ import time
 import anyio
 import pytest
 
-from relaxml._server.threads import ModelThreads
+from relaxml._server import threads as threads_module
+from relaxml._server.threads import SHORT_WAIT, ModelThreads
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
 
@@ -161,4 +162,120 @@ async def test_an_urgent_call_starts_before_every_queued_call_that_is_not():
         assert threads.queued == 4
         gate.set()
     assert started == ["running", "annotator", "bulk-0", "bulk-1", "bulk-2"]
+    threads.close()
+
+
+class _LoopRounds:
+    """Counts the rounds of the event loop while it runs (a task that yields each round)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def run(self) -> None:
+        while True:
+            self.count += 1
+            await anyio.sleep(0)
+
+
+async def test_a_short_call_running_alone_is_waited_for_without_a_round_of_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(threads_module, "SHORT_WAIT", 5.0)  # no machine is that slow
+    threads = ModelThreads(1)
+    rounds = _LoopRounds()
+    loop_thread = threading.get_ident()
+    async with anyio.create_task_group() as group:
+        group.start_soon(rounds.run)
+        await anyio.sleep(0.01)
+        for i in range(20):
+            before = rounds.count
+            assert await threads.run(lambda i=i: (i, threading.get_ident()), wait=5.0) != (
+                i,
+                loop_thread,
+            )  # still in the model thread
+            assert rounds.count == before  # the loop waited: no other task ran meanwhile
+        before = rounds.count
+        await threads.run(lambda: None)  # no `wait`: awaited like before
+        assert rounds.count > before
+        group.cancel_scope.cancel()
+    assert threads.busy == 0
+    threads.close()
+
+
+async def test_a_call_longer_than_the_wait_is_awaited_and_the_loop_serves_meanwhile():
+    threads = ModelThreads(1)
+    rounds = _LoopRounds()
+    async with anyio.create_task_group() as group:
+        group.start_soon(rounds.run)
+        await anyio.sleep(0.01)
+        before = rounds.count
+        assert await threads.run(lambda: time.sleep(0.1) or "slow", wait=SHORT_WAIT) == "slow"
+        assert rounds.count - before > 10  # blocked for at most SHORT_WAIT, not 100 ms
+        group.cancel_scope.cancel()
+    assert threads.busy == 0
+    threads.close()
+
+
+async def test_a_call_is_not_waited_for_while_another_call_runs(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(threads_module, "SHORT_WAIT", 5.0)
+    threads = ModelThreads(2)
+    gate = threading.Event()
+    rounds = _LoopRounds()
+    async with anyio.create_task_group() as group:
+        group.start_soon(rounds.run)
+        group.start_soon(threads.run, lambda: gate.wait(5))
+        await anyio.sleep(0.01)
+        assert threads.busy == 1
+        before = rounds.count
+        assert await threads.run(lambda: "fast", wait=5.0) == "fast"
+        assert rounds.count > before  # not alone: the loop did not block on it
+        gate.set()
+        await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
+    threads.close()
+
+
+async def test_a_waited_call_that_raises_raises_in_its_caller(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(threads_module, "SHORT_WAIT", 5.0)
+    threads = ModelThreads(1)
+
+    def fail() -> None:
+        raise ValueError("from the model")
+
+    with pytest.raises(ValueError, match="from the model"):
+        await threads.run(fail, wait=5.0)
+    assert await threads.run(lambda: "next", wait=5.0) == "next"
+    assert threads.busy == 0
+    threads.close()
+
+
+async def test_calls_ending_around_the_wait_each_get_their_own_outcome():
+    """Calls of 0 to 2 ms against a wait of 1 ms: some return while the loop waits, some just
+    after it gave up; each caller gets exactly its own result or exception, none is lost."""
+    threads = ModelThreads(1)
+    durations = [(i * 37 % 21) / 10_000 for i in range(300)]  # 0 to 2 ms, spread
+
+    def work(i: int) -> int:
+        time.sleep(durations[i])
+        if i % 7 == 0:
+            raise KeyError(i)
+        return i
+
+    outcomes: dict[int, object] = {}
+
+    async def call(i: int) -> None:
+        try:
+            outcomes[i] = await threads.run(work, i, wait=SHORT_WAIT)
+        except KeyError as exc:
+            outcomes[i] = ("raised", exc.args[0])
+
+    with anyio.fail_after(30):
+        for i in range(300):  # one at a time: each runs alone, so each is waited for
+            await call(i)
+        async with anyio.create_task_group() as group:  # and crowded: most are queued
+            for i in range(300):
+                group.start_soon(call, i)
+    assert outcomes == {i: ("raised", i) if i % 7 == 0 else i for i in range(300)}
+    assert threads.busy == 0
+    assert threads.queued == 0
     threads.close()

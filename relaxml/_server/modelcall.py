@@ -4,12 +4,16 @@ Inline requests, micro-batches and background jobs all come here: the project's 
 (`ModelRouter`), the scheduler's threads (sync) or the loop (async), the pace of background
 batches, out-of-memory splitting (`relaxml._oom`), the output normalized and checked against the
 label config, and refusals logged at most once a minute per kind of mistake.
+
+A sync call the last one says is short is waited for by the loop itself (`short_wait`,
+`threads.SHORT_WAIT`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
 import time
 from typing import Any
@@ -27,6 +31,7 @@ from ..protocol import Task
 from .outputcheck import OutputCheck
 from .routing import ModelRouter
 from .scheduler import Scheduler
+from .threads import SHORT_WAIT
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,7 @@ class ModelCall:
         self.name = name
         self._output_log = LogThrottle()
         self._async: dict[type[LabelStudioModel], bool] = {}  # predicts_async, per class
+        self._last: tuple[int, float] = (1, math.inf)  # the last sync call: tasks, seconds
 
     async def run(
         self, tasks: list[Task], context: Context, *, mode: str = "inline"
@@ -78,7 +84,12 @@ class ModelCall:
                 output = await self.scheduler.run_async(model.predict, batch, context)
             else:
                 output = await self.scheduler.run_sync(
-                    self._timed, model, batch, context, urgent=interactive
+                    self._timed,
+                    model,
+                    batch,
+                    context,
+                    urgent=interactive,
+                    wait=self.short_wait(len(batch)),
                 )
             entries = normalize(
                 output,
@@ -127,7 +138,19 @@ class ModelCall:
         try:
             return model.predict(tasks, context)
         finally:
-            self.pace.record(len(tasks), time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.pace.record(len(tasks), seconds)
+            self._last = (len(tasks), seconds)
+
+    def short_wait(self, tasks: int) -> float:
+        """`SHORT_WAIT` if a sync call on `tasks` tasks should return within it, else 0.
+
+        Judged by the last call, its cost taken to grow with the tasks and never to shrink
+        (a model's fixed cost per call does not shrink with fewer tasks). A wrong guess
+        costs the loop at most `SHORT_WAIT`, once: the next call is judged by this one.
+        """
+        count, seconds = self._last
+        return SHORT_WAIT if seconds * max(1.0, tasks / count) <= SHORT_WAIT else 0.0
 
     async def run_stored(self, tasks: list[Task], context: Context) -> list[Entry]:
         """`run` for background predictions, stored as JSON before they are sent."""

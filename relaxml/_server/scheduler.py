@@ -64,11 +64,14 @@ class Scheduler:
         self._admitted += 1
         return self._place
 
-    async def run_sync(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
+    async def run_sync(
+        self, fn: Callable[..., T], *args: Any, urgent: bool = False, wait: float = 0.0
+    ) -> T:
         """Run a blocking call in one of `max_concurrency` model threads, in the order calls
         come, `urgent` ones (an annotator waiting) first. The thread is held by the call, so
-        a cancelled request never frees it while the call still runs."""
-        return await self._threads.run(fn, *args, urgent=urgent)
+        a cancelled request never frees it while the call still runs. A call expected to be
+        short is waited for by the loop for up to `wait` seconds (`ModelThreads.run`)."""
+        return await self._threads.run(fn, *args, urgent=urgent, wait=wait)
 
     async def run_async(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Await a coroutine function once a slot is free."""

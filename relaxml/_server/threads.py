@@ -12,6 +12,14 @@ of the loop per call; doing so without end made the thread contend for the GIL w
 at every one of the loop's system calls, and under 200 concurrent clients `/health` waited
 tens of milliseconds (see docs/benchmarks.md, "Soak").
 
+A call that runs alone and is expected to be short (`wait`, at most `SHORT_WAIT`) is waited
+for by the event loop itself, the GIL released: the thread takes the GIL at once, runs the
+call and hands the result straight back, as if the call ran on the loop. Without that wait the
+loop went on to read other requests while the call ran, and a server of a fast sync model
+answered about a third fewer requests a second than the same model written `async def`
+(docs/benchmarks.md, "The thread hop"). A call that takes longer than the wait is awaited
+like any other; the loop is never blocked for longer than `wait`.
+
 Like anyio's threads, a call cannot be abandoned: a caller cancelled while its call runs
 waits for it (the thread, and so the slot, stays busy until the call returns).
 """
@@ -34,13 +42,29 @@ T = TypeVar("T")
 EAGER_CALLS = 3
 """Calls a thread takes in a row from the queue on its own before it waits for the loop."""
 
-_Call = tuple[
-    Callable[..., Any],
-    tuple[Any, ...],
-    contextvars.Context,
-    "asyncio.Future[Any]",
-    asyncio.AbstractEventLoop,
-]
+SHORT_WAIT = 0.001
+"""The longest the event loop waits itself for a call expected to be short (`run`'s `wait`)."""
+
+
+class _Call:
+    """One blocking call on its way to a thread and back."""
+
+    __slots__ = ("args", "context", "fn", "future", "loop", "outcome", "returned", "waiting")
+
+    def __init__(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.context = contextvars.copy_context()
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+        # While the loop waits on the call itself (`ModelThreads._wait`): a lock held until the
+        # call returns, and then the call's (value, failed, freed). `waiting` is read and
+        # cleared under the threads' lock, so exactly one of the two sides finishes the call.
+        self.returned = threading.Lock()
+        self.waiting = False
+        self.outcome: tuple[Any, bool, bool] | None = None
 
 
 class ModelThreads:
@@ -73,21 +97,32 @@ class ModelThreads:
         """Calls waiting for a thread."""
         return len(self._urgent) + len(self._normal)
 
-    async def run(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
-        """`fn(*args)` in one of the threads (with the caller's context variables)."""
+    async def run(
+        self, fn: Callable[..., T], *args: Any, urgent: bool = False, wait: float = 0.0
+    ) -> T:
+        """`fn(*args)` in one of the threads (with the caller's context variables).
+
+        With `wait` (seconds, at most `SHORT_WAIT`), a call that finds a thread free while no
+        other call runs is waited for by the loop itself for up to that long."""
         if self._closed:
             raise RuntimeError("ModelThreads is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        call: _Call = (fn, args, contextvars.copy_context(), future, loop)
+        call = _Call(fn, args, asyncio.get_running_loop())
         with self._lock:
             free = self._free > 0
             if free:
                 self._free -= 1
+                call.waiting = wait > 0 and self._free == self.count - 1  # it runs alone
             else:
                 (self._urgent if urgent else self._normal).append(call)
+        if call.waiting:
+            call.returned.acquire()
         if free:
             self._hand(call)
+        if call.waiting:
+            self._wait(call, min(wait, SHORT_WAIT))
+        future: asyncio.Future[T] = call.future
+        if future.done():
+            return future.result()
         with anyio.CancelScope(shield=True):  # the call runs on: wait for it, as anyio does
             result = await future
         return result
@@ -100,8 +135,8 @@ class ModelThreads:
             self._urgent.clear()
             self._normal.clear()
         for call in waiting:
-            if not call[3].done():
-                call[3].set_exception(RuntimeError("the server is shutting down"))
+            if not call.future.done():
+                call.future.set_exception(RuntimeError("the server is shutting down"))
         for _ in self._threads:
             self._handoff.put(None)
         self._threads = []
@@ -115,9 +150,20 @@ class ModelThreads:
             self._threads.append(thread)
         self._handoff.put(call)
 
+    def _wait(self, call: _Call, seconds: float) -> None:
+        """On the loop, blocking it for at most `seconds` (the GIL released): finish `call`
+        here if it returns by then; if not, the thread hands it to the loop when it does."""
+        call.returned.acquire(timeout=seconds)
+        with self._lock:
+            call.waiting = False
+            outcome = call.outcome
+            call.outcome = None
+        if outcome is not None:
+            self._finish(call, *outcome)
+
     def _finish(self, call: _Call, value: Any, failed: bool, freed: bool) -> None:
         """On the loop: hand the caller its result; a freed thread takes the next call."""
-        future = call[3]
+        future = call.future
         if not future.done():
             if failed:
                 future.set_exception(value)
@@ -140,17 +186,22 @@ class ModelThreads:
         call = self._handoff.get()
         streak = 0
         while call is not None:
-            fn, args, context = call[0], call[1], call[2]
             try:
-                value, failed = context.run(fn, *args), False
+                value, failed = call.context.run(call.fn, *call.args), False
             except BaseException as exc:  # handed to the caller, like anyio's threads
                 value, failed = exc, True
-            following = None
-            if streak < EAGER_CALLS:  # a few calls in a row, then the loop's turn
-                with self._lock:
-                    following = self._next() if not self._closed else None
+            with self._lock:
+                # a few calls in a row, then the loop's turn
+                following = self._next() if streak < EAGER_CALLS and not self._closed else None
+                waited = call.waiting  # the loop is still waiting on this very call
+                if waited:
+                    call.outcome = (value, failed, following is None)
+                    call.returned.release()
             streak = streak + 1 if following is not None else 0
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                call[4].call_soon_threadsafe(self._finish, call, value, failed, following is None)
+            if not waited:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    call.loop.call_soon_threadsafe(
+                        self._finish, call, value, failed, following is None
+                    )
             del value
             call = following if following is not None else self._handoff.get()
