@@ -95,13 +95,13 @@ def _app(off: set[str]) -> Any:
 
         outputcheck.OutputCheck.__call__ = lambda *a, **k: None  # type: ignore[method-assign]
     if "normalize" in off:
-        from relaxml._server import backend
+        from relaxml._server import modelcall
 
-        backend.normalize = lambda output, count, **k: output  # type: ignore[assignment]
+        modelcall.normalize = lambda output, count, **k: output  # type: ignore[assignment]
     if "depth" in off:
         from relaxml._server import bodies
 
-        bodies.depth_exceeds = lambda value, limit: False
+        bodies._deep = lambda body, encoding, value: False  # type: ignore[assignment]
     from relaxml import configure_logging, create_app
 
     configure_logging("INFO", stream=open(os.devnull, "w"))  # noqa: SIM115 - for the run

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from relaxml import Context, LabelStudioModel, Settings, Task, create_app
 from relaxml._server.batching import MicroBatcher
+from relaxml._server.bodies import nests_deeper
 from relaxml._server.outputcheck import KEY_CHARS, MAX_REMEMBERED, OutputCheck
 from relaxml._training.store import TrainingStore
 from relaxml.labels import labelconfig
@@ -655,6 +656,80 @@ def test_depth_check_agrees_with_plain_recursion(value):
     depth = _depth(value)
     for limit in (max(depth - 1, 0), depth, depth + 1):
         assert depth_exceeds(value, limit) == (depth > limit)
+
+
+_TRICKY_TEXT = st.text(alphabet='[]{}"\\/ab\u00e9\u4e2d\U0001f600\n', max_size=6)
+
+
+@given(
+    st.recursive(
+        st.none() | st.integers() | _TRICKY_TEXT,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(_TRICKY_TEXT, inner, max_size=3)
+        ),
+        max_leaves=30,
+    ),
+    st.integers(min_value=0, max_value=12),
+    st.booleans(),
+    st.sampled_from([None, 1]),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_text_depth_check_is_exact_or_declines(value, wrap, ascii_only, indent):
+    """`nests_deeper` reads the depth from the body's text: whatever the strings hold
+    (brackets, quotes, backslashes, any script), its answer is the exact one, or None."""
+    for _ in range(wrap):
+        value = [value]
+    body = json.dumps(value, ensure_ascii=ascii_only, indent=indent).encode()
+    depth = _depth(value)
+    for limit in (max(depth - 1, 0), depth, depth + 1):
+        assert nests_deeper(body, limit) in (None, depth > limit)
+
+
+def test_the_text_depth_check_answers_label_studio_bodies_itself():
+    config = '<View>\n  <Text name="text" value="$text"/>\n</View>'  # escaped quotes, \n
+    value = {"tasks": [{"id": 1, "data": {"text": "a \\ b"}}], "label_config": config}
+    body = json.dumps(value).encode()
+    assert nests_deeper(body, 4) is False  # the body, tasks, the task, its data: 4 deep
+    assert nests_deeper(body, 3) is True
+    ends_in_a_backslash = json.dumps({"a": "x\\", "b": [['\\"', "\\"]]}).encode()
+    assert nests_deeper(ends_in_a_backslash, 3) is False
+    assert nests_deeper(ends_in_a_backslash, 2) is True
+    assert nests_deeper(b'{"s": "a]b"}', 5) is None  # a string holds a bracket: walk instead
+    many = json.dumps({"s": "\n" * 300}).encode()
+    assert nests_deeper(many, 5) is None  # escapes abound: walk instead
+
+
+def test_strings_of_brackets_and_escaped_quotes_cannot_hide_depth(serve):
+    """Strings that would lower the depth read from the text, were their escaped quotes
+    taken for real ones: 150 levels deep is refused, 95 levels is served."""
+
+    def body(depth: int) -> dict[str, Any]:
+        value: Any = ['x\\"' + "]" * 60 + '\\"']  # a string: backslash, quote, brackets
+        for _ in range(depth - 5):
+            value = [value, '\\"' + "[" * 60 + '\\"']
+        padding = "p" * 9000  # past the bracket count of short bodies
+        return {"tasks": [{"id": 1, "data": {"deep": value, "pad": padding}}]}
+
+    assert nests_deeper(json.dumps(body(150)).encode(), 100) in (None, True)
+    client = serve(Echo)
+    answer = client.post("/predict", json=body(150))
+    assert answer.status_code == 400
+    assert "more than 100 levels deep" in answer.json()["detail"]
+    assert client.post("/predict", json=body(95)).status_code == 200
+
+
+def test_a_long_body_nested_just_past_the_limit_is_refused_and_one_at_it_served(serve):
+    def body(depth: int) -> dict[str, Any]:
+        value: Any = "leaf"
+        for _ in range(depth - 4):  # the body, the tasks list, the task and its data
+            value = [value]
+        return {"tasks": [{"id": 1, "data": {"deep": value, "pad": "p" * 9000}}]}
+
+    client = serve(Echo)
+    assert client.post("/predict", json=body(100)).status_code == 200
+    answer = client.post("/predict", json=body(101))
+    assert answer.status_code == 400
+    assert "more than 100 levels deep" in answer.json()["detail"]
 
 
 def test_warn_mode_checks_a_sample_within_a_budget_per_second(monkeypatch, caplog):

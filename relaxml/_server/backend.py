@@ -314,7 +314,8 @@ class Backend:
                 except Failure:
                     self.metrics.inc_series("relaxml_predict_errors_total", _INLINE, len(chunk))
                     raise
-        failed = [entry for entry in results if is_oom_entry(entry)]
+        # a model's entries hold `result` (or are lists): only the others can be out of memory
+        failed = [e for e in results if "result" not in e and is_oom_entry(e)]
         self.metrics.inc_series(
             "relaxml_tasks_predicted_total", _INLINE, len(results) - len(failed)
         )

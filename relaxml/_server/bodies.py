@@ -75,13 +75,14 @@ def parse_json(body: bytes) -> Any:
     """`body` decoded as JSON, nested at most `MAX_DEPTH` deep and holding only text (no lone
     surrogate); `BadRequest` (400) if not."""
     try:
-        text = body.decode(json.detect_encoding(body))
+        encoding = json.detect_encoding(body)
+        text = body.decode(encoding)
         value = json.loads(text)
     except RecursionError:
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if isinstance(value, (dict, list)) and not _shallow(body) and depth_exceeds(value, MAX_DEPTH):
+    if isinstance(value, (dict, list)) and not _shallow(body) and _deep(body, encoding, value):
         raise _too_deep()
     if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
         raise BadRequest(
@@ -95,6 +96,56 @@ def _shallow(body: bytes) -> bool:
     deeper than `MAX_DEPTH`: counted in C, cheaper than the walk. A long body always has more
     brackets than that, so it is walked without counting."""
     return len(body) <= _COUNT_BELOW and body.count(b"[") + body.count(b"{") <= MAX_DEPTH
+
+
+def _deep(body: bytes, encoding: str, value: object) -> bool:
+    """Whether `value`, parsed from `body`, nests deeper than `MAX_DEPTH`: read from the
+    body's text when `nests_deeper` can tell (a UTF-8 body of up to 1 MiB), else walked."""
+    deep = None
+    if encoding.startswith("utf-8") and len(body) <= _PARSE_IN_THREAD:
+        deep = nests_deeper(body, MAX_DEPTH)
+    return depth_exceeds(value, MAX_DEPTH) if deep is None else deep
+
+
+def nests_deeper(body: bytes, limit: int) -> bool | None:
+    """Whether the arrays and objects of `body`, valid JSON in UTF-8, nest more than `limit`
+    deep, read from its text in a few passes in C (about half the time of walking the parsed
+    value); None when a string in it holds a bracket, or escapes abound, and only a walk can
+    tell.
+
+    Escapes are blanked first (`\\"` is no quote). Then only quotes and brackets are kept,
+    and each pair of quotes with nothing between them dropped: a quote left over means a
+    string holds a bracket (some run of quotes between two brackets is then odd). Otherwise
+    what is left is exactly the nesting of the arrays and objects, and each round of dropping
+    every empty pair peels one level off.
+    """
+    at = body.find(b"\\")
+    if at == -1:
+        skeleton = body.translate(None, _NOT_SKELETON)
+    else:
+        blanked = bytearray(body)
+        for _ in range(_MOST_ESCAPES):  # a backslash escapes the next character (one more
+            blanked[at + 1] = 0x5F  # backslash too): blank it, "_", and go on after it
+            at = body.find(b"\\", at + 2)
+            if at == -1:
+                break
+        else:
+            return None
+        skeleton = bytes(blanked).translate(None, _NOT_SKELETON)
+    skeleton = skeleton.replace(b'""', b"")
+    if b'"' in skeleton:
+        return None
+    skeleton = skeleton.translate(_ONE_KIND)
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton = skeleton.replace(b"[]", b"")
+    return bool(skeleton)
+
+
+_MOST_ESCAPES = 256  # more escapes than this: walk the parsed value instead
+_NOT_SKELETON = bytes(sorted(set(range(256)) - set(b'"[]{}')))  # deleted by translate
+_ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
 
 def has_lone_surrogate(value: object) -> bool:
