@@ -16,7 +16,7 @@ A call that runs alone and is expected to be short (`wait`, at most `SHORT_WAIT`
 for by the event loop itself, the GIL released: the thread takes the GIL at once, runs the
 call and hands the result straight back, as if the call ran on the loop. Without that wait the
 loop went on to read other requests while the call ran, and a server of a fast sync model
-answered about a third fewer requests a second than the same model written `async def`
+answered about a quarter fewer requests a second than the same model written `async def`
 (docs/benchmarks.md, "The thread hop"). A call that takes longer than the wait is awaited
 like any other; the loop is never blocked for longer than `wait`.
 
