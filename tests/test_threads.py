@@ -279,3 +279,27 @@ async def test_calls_ending_around_the_wait_each_get_their_own_outcome():
     assert threads.busy == 0
     assert threads.queued == 0
     threads.close()
+
+
+async def test_a_wait_that_held_the_loop_too_long_pauses_the_waits(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Getting the GIL back can take long when other threads hold it: a wait that held the
+    loop longer than `SHORT_WAIT` stops the waits for `WAIT_PAUSE` seconds."""
+    monkeypatch.setattr(threads_module, "WAIT_PAUSE", 1.0)
+    threads = ModelThreads(1)
+    rounds = _LoopRounds()
+    async with anyio.create_task_group() as group:
+        group.start_soon(rounds.run)
+        await anyio.sleep(0.01)
+        assert await threads.run(lambda: time.sleep(0.02) or "slow", wait=SHORT_WAIT) == "slow"
+        monkeypatch.setattr(threads_module, "SHORT_WAIT", 5.0)
+        before = rounds.count
+        assert await threads.run(lambda: "fast", wait=5.0) == "fast"
+        assert rounds.count > before  # paused: awaited, not waited for
+        await anyio.sleep(1.2)
+        before = rounds.count
+        assert await threads.run(lambda: "fast", wait=5.0) == "fast"
+        assert rounds.count == before  # the pause is over: waited for again
+        group.cancel_scope.cancel()
+    threads.close()

@@ -31,6 +31,7 @@ import contextlib
 import contextvars
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,6 +45,9 @@ EAGER_CALLS = 3
 
 SHORT_WAIT = 0.001
 """The longest the event loop waits itself for a call expected to be short (`run`'s `wait`)."""
+
+WAIT_PAUSE = 1.0
+"""Seconds without such waits after one held the loop longer than `SHORT_WAIT`."""
 
 
 class _Call:
@@ -86,6 +90,7 @@ class ModelThreads:
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._lock = threading.Lock()  # the waiting calls and `_free`, shared with the threads
+        self._no_wait_until = 0.0  # the loop does not wait on calls before then (monotonic)
 
     @property
     def busy(self) -> int:
@@ -107,11 +112,12 @@ class ModelThreads:
         if self._closed:
             raise RuntimeError("ModelThreads is closed")
         call = _Call(fn, args, asyncio.get_running_loop())
+        may_wait = wait > 0 and time.monotonic() >= self._no_wait_until
         with self._lock:
             free = self._free > 0
             if free:
                 self._free -= 1
-                call.waiting = wait > 0 and self._free == self.count - 1  # it runs alone
+                call.waiting = may_wait and self._free == self.count - 1  # it runs alone
             else:
                 (self._urgent if urgent else self._normal).append(call)
         if call.waiting:
@@ -151,13 +157,21 @@ class ModelThreads:
         self._handoff.put(call)
 
     def _wait(self, call: _Call, seconds: float) -> None:
-        """On the loop, blocking it for at most `seconds` (the GIL released): finish `call`
-        here if it returns by then; if not, the thread hands it to the loop when it does."""
+        """On the loop, blocking it for about `seconds` at most (the GIL released): finish
+        `call` here if it returns by then; if not, the thread hands it to the loop when it does.
+
+        Getting the GIL back can take longer when other threads hold it in turn (a training
+        run, a delivery): a wait that held the loop longer than `SHORT_WAIT` stops the waits
+        for `WAIT_PAUSE` seconds, so that other requests are not held up behind them."""
+        started = time.monotonic()
         call.returned.acquire(timeout=seconds)
         with self._lock:
             call.waiting = False
             outcome = call.outcome
             call.outcome = None
+        ended = time.monotonic()
+        if ended - started > SHORT_WAIT:
+            self._no_wait_until = ended + WAIT_PAUSE
         if outcome is not None:
             self._finish(call, *outcome)
 
