@@ -17,8 +17,10 @@ for by the event loop itself, the GIL released: the thread takes the GIL at once
 call and hands the result straight back, as if the call ran on the loop. Without that wait the
 loop went on to read other requests while the call ran, and a server of a fast sync model
 answered about a quarter fewer requests a second than the same model written `async def`
-(docs/benchmarks.md, "The thread hop"). A call that takes longer than the wait is awaited
-like any other; the loop is never blocked for longer than `wait`.
+(docs/benchmarks.md, "The third pass"). A call that takes longer than the wait is awaited
+like any other. Getting the GIL back after a wait can take longer when other threads hold it
+in turn (delivery, training): a wait that held the loop longer than `SHORT_WAIT` stops the
+waits for `WAIT_PAUSE` seconds.
 
 Like anyio's threads, a call cannot be abandoned: a caller cancelled while its call runs
 waits for it (the thread, and so the slot, stays busy until the call returns).
