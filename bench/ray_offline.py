@@ -31,20 +31,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"
 
-CONFIG = """<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text">
-    <Choice value="positive"/><Choice value="negative"/>
-  </Choices>
-</View>"""
+if str(REPO_DIR) not in sys.path:
+    sys.path.append(str(REPO_DIR))  # the tests' model-file prelude, imported as a package
+from tests.support.model_files import CONFIG, PRELUDE  # noqa: E402 - after the path
 
-MODELS = '''
-from relaxml import LabelStudioModel, Prediction
-
-def choice(value):
-    return Prediction(result=[{"from_name": "sentiment", "to_name": "text", "type": "choices",
-                               "value": {"choices": [value]}}])
-
+MODELS = (
+    PRELUDE
+    + '''
 class Busy(LabelStudioModel):
     """About 2 ms of pure-Python work per task (on the machine measured)."""
     model_version = "busy-1"
@@ -61,6 +54,7 @@ class Trivial(LabelStudioModel):
     def predict(self, tasks, context):
         return [choice("positive") for task in tasks]
 '''
+)
 
 ENGINES = {
     "local": (),
