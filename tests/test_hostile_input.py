@@ -697,6 +697,8 @@ def test_the_text_depth_check_answers_label_studio_bodies_itself():
     assert nests_deeper(b'{"s": "a]b"}', 5) is None  # a string holds a bracket: walk instead
     many = json.dumps({"s": "\n" * 300}).encode()
     assert nests_deeper(many, 5) is None  # escapes abound: walk instead
+    chains = ("[" + ",".join(["[" * 99 + "]" * 99] * 50) + "]").encode()
+    assert nests_deeper(chains, 100) is None  # slow to peel, level by level: walk instead
 
 
 def test_strings_of_brackets_and_escaped_quotes_cannot_hide_depth(serve):

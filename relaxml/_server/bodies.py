@@ -110,8 +110,8 @@ def _deep(body: bytes, encoding: str, value: object) -> bool:
 def nests_deeper(body: bytes, limit: int) -> bool | None:
     """Whether the arrays and objects of `body`, valid JSON in UTF-8, nest more than `limit`
     deep, read from its text in a few passes in C (about half the time of walking the parsed
-    value); None when a string in it holds a bracket, or escapes abound, and only a walk can
-    tell.
+    value); None when a string in it holds a bracket, escapes abound, or levels are so many
+    that peeling them would cost more than the walk, and only a walk can tell.
 
     Escapes are blanked first (`\\"` is no quote). Then only quotes and brackets are kept,
     and each pair of quotes with nothing between them dropped: a quote left over means a
@@ -136,14 +136,19 @@ def nests_deeper(body: bytes, limit: int) -> bool | None:
     if b'"' in skeleton:
         return None
     skeleton = skeleton.translate(_ONE_KIND)
+    budget = _PEEL_PASSES * len(skeleton)  # bytes the rounds may go through, all together
     for _ in range(limit):
         if not skeleton:
             return False
+        budget -= len(skeleton)
+        if budget < 0:  # many deep levels (a shape made to be slow to peel): walk instead
+            return None
         skeleton = skeleton.replace(b"[]", b"")
     return bool(skeleton)
 
 
 _MOST_ESCAPES = 256  # more escapes than this: walk the parsed value instead
+_PEEL_PASSES = 16  # the rounds may go through the skeleton this many times over, then walk
 _NOT_SKELETON = bytes(sorted(set(range(256)) - set(b'"[]{}')))  # deleted by translate
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
 
